@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/urfave/cli"
+
+	"github.com/warren-runtime/warren/internal/errdefs"
+	"github.com/warren-runtime/warren/internal/runtime"
+	"github.com/warren-runtime/warren/internal/spec"
+)
+
+var createFlags = []cli.Flag{
+	cli.StringFlag{Name: "bundle, b", Value: "", Usage: "path to the root of the bundle directory, defaults to the current directory"},
+	cli.StringFlag{Name: "console-socket", Value: "", Usage: "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"},
+	cli.StringFlag{Name: "pid-file", Value: "", Usage: "specify the file to write the process id to"},
+	cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot root to jail process inside rootfs"},
+	cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container"},
+	cli.IntFlag{Name: "preserve-fds", Usage: "pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"},
+}
+
+var createCommand = cli.Command{
+	Name:  "create",
+	Usage: "create a container",
+	ArgsUsage: `<container-id>
+
+Where "<container-id>" is your name for the instance of the container that you
+are starting. The name you provide for the container instance must be unique on
+your host.`,
+	Description: `The create command creates an instance of a container for a bundle. The bundle
+is a directory with a specification file named "config.json" and a root
+filesystem. The container's init waits until "warren start" runs the user
+process.`,
+	Flags: createFlags,
+	Action: func(c *cli.Context) error {
+		id, err := requireID(c, 1, 1)
+		if err != nil {
+			return err
+		}
+		_, _, err = createContainer(c, id)
+		return err
+	},
+}
+
+// loadBundle loads and validates the bundle's config.json.
+func loadBundle(c *cli.Context) (string, *specs.Spec, error) {
+	bundle := c.String("bundle")
+	if bundle == "" {
+		bundle = "."
+	}
+	abs, err := filepath.Abs(bundle)
+	if err != nil {
+		return "", nil, fmt.Errorf("--bundle %s: %w", bundle, err)
+	}
+	s, err := spec.Load(abs)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := spec.Validate(s, abs); err != nil {
+		return "", nil, err
+	}
+	return abs, s, nil
+}
+
+func createContainer(c *cli.Context, id string) (*runtime.Container, int, error) {
+	if c.GlobalBool("systemd-cgroup") {
+		return nil, 0, fmt.Errorf("--systemd-cgroup: systemd is not running on this host (PID 1 is not systemd): %w", errdefs.ErrNotSupported)
+	}
+	if c.GlobalString("rootless") == "true" && os.Geteuid() != 0 {
+		return nil, 0, fmt.Errorf("--rootless: rootless containers are not supported yet: %w", errdefs.ErrNotSupported)
+	}
+	if os.Geteuid() != 0 {
+		return nil, 0, errors.New("warren must run as root (rootless containers are not supported yet)")
+	}
+	if err := runtime.ValidateID(id); err != nil {
+		return nil, 0, err
+	}
+	if n := c.Int("preserve-fds"); n < 0 {
+		return nil, 0, fmt.Errorf("--preserve-fds: must not be negative (got %d): %w", n, errdefs.ErrInvalid)
+	}
+	bundle, s, err := loadBundle(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	return runtime.Create(runtime.CreateOpts{
+		Root:         rootDir(c),
+		ID:           id,
+		Bundle:       bundle,
+		Spec:         s,
+		PidFile:      absOrEmpty(c.String("pid-file")),
+		NoPivot:      c.Bool("no-pivot"),
+		NoNewKeyring: c.Bool("no-new-keyring"),
+		PreserveFDs:  c.Int("preserve-fds"),
+	})
+}
+
+func absOrEmpty(p string) string {
+	if p == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}

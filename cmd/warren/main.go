@@ -1,0 +1,115 @@
+// Command warren is an OCI container runtime with runc's command line.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli"
+
+	"github.com/warren-runtime/warren/internal/runtime"
+	"github.com/warren-runtime/warren/internal/spec"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// exitError carries a specific exit status (the container's, for run).
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	if runtime.IsInit() && len(os.Args) > 1 && os.Args[1] == "init" {
+		runtime.InitMain()
+	}
+	spec.Version = version
+	app := cli.NewApp()
+	app.Name = "warren"
+	app.Usage = "an OCI container runtime (runc-compatible)"
+	app.Version = version
+	cli.VersionPrinter = func(c *cli.Context) {
+		fmt.Printf("warren version %s\nspec: %s\ngo: %s\n", version, specVersion(), goVersion())
+	}
+	app.Flags = []cli.Flag{
+		cli.BoolFlag{Name: "debug", Usage: "enable debug logging"},
+		cli.StringFlag{Name: "log", Value: "", Usage: "set the log file to write warren logs to (default is stderr)"},
+		cli.StringFlag{Name: "log-format", Value: "text", Usage: "set the log format ('text' or 'json')"},
+		cli.StringFlag{Name: "root", Value: runtime.DefaultRoot, Usage: "root directory for storage of container state (this should be located in tmpfs)"},
+		cli.BoolFlag{Name: "systemd-cgroup", Usage: "enable systemd cgroup support (not available: systemd is not running on this host)"},
+		cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto')"},
+		cli.StringFlag{Name: "criu", Value: "criu", Usage: "accepted for compatibility; checkpoint/restore is not supported"},
+	}
+	app.Commands = []cli.Command{
+		createCommand, deleteCommand, featuresCommand, killCommand, listCommand, psCommand,
+		runCommand, specCommand, startCommand, stateCommand,
+	}
+	app.Before = setupLogging
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	cli.OsExiter = func(int) {}
+	err := app.Run(os.Args)
+	if err == nil {
+		os.Exit(0)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	var ce cli.ExitCoder
+	if errors.As(err, &ce) && ce.ExitCode() == 0 {
+		os.Exit(0)
+	}
+	slog.Error(err.Error())
+	if logToFile {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(1)
+}
+
+var logToFile bool
+
+// setupLogging honours --log and --log-format as runc does: containerd and
+// podman read the JSON lines ({"level":"error","msg":...,"time":...}).
+func setupLogging(c *cli.Context) error {
+	var w io.Writer = os.Stderr
+	if p := c.GlobalString("log"); p != "" && p != "/dev/stderr" {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log: open %s: %w", p, err)
+		}
+		w = f
+		logToFile = true
+	}
+	level := slog.LevelInfo
+	if c.GlobalBool("debug") {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.LevelKey {
+			a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
+		}
+		return a
+	}}
+	switch c.GlobalString("log-format") {
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(w, opts)))
+	case "text":
+		if logToFile {
+			slog.SetDefault(slog.New(slog.NewTextHandler(w, opts)))
+		} else {
+			slog.SetDefault(slog.New(plainHandler{w: w, level: level}))
+		}
+	default:
+		return fmt.Errorf("--log-format: unknown format %q (want text or json)", c.GlobalString("log-format"))
+	}
+	switch c.GlobalString("rootless") {
+	case "auto", "true", "false":
+	default:
+		return fmt.Errorf("--rootless: invalid value %q (want true, false or auto)", c.GlobalString("rootless"))
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package linux
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+// ProcFdPath names an open fd through procfs so that mount(2), which takes
+// paths, acts on exactly the file that fd refers to.
+func ProcFdPath(fd uintptr) string { return "/proc/self/fd/" + strconv.Itoa(int(fd)) }
+
+// OpenInRoot opens path inside root without following any symlink out of it.
+func OpenInRoot(root *os.File, path string) (*os.File, error) {
+	return pathrs.OpenatInRoot(root, path)
+}
+
+// MkdirInRoot creates path (and parents) inside root and returns a handle on it.
+func MkdirInRoot(root *os.File, path string, mode os.FileMode) (*os.File, error) {
+	return pathrs.MkdirAllHandle(root, path, mode)
+}
+
+// CreateInRoot returns a handle on the file at path inside root, creating an
+// empty regular file (and parent directories) when it does not exist. A
+// symlink at the last component is never followed.
+func CreateInRoot(root *os.File, path string) (*os.File, error) {
+	if f, err := pathrs.OpenatInRoot(root, path); err == nil {
+		return f, nil
+	}
+	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(path), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	if err := unix.Mknodat(int(parent.Fd()), filepath.Base(path), unix.S_IFREG|0o644, 0); err != nil && err != unix.EEXIST {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return pathrs.OpenatInRoot(root, path)
+}
+
+// lockedFlags returns the mount flags of the mount at fd that an unprivileged
+// remount must keep (the kernel locks them when a mount namespace is copied
+// into a less privileged user namespace).
+func lockedFlags(fd uintptr) uintptr {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(fd), &st); err != nil {
+		return 0
+	}
+	var f uintptr
+	for st1, ms := range map[int64]uintptr{
+		unix.ST_RDONLY: unix.MS_RDONLY, unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
+		unix.ST_NOEXEC: unix.MS_NOEXEC, unix.ST_NOATIME: unix.MS_NOATIME, unix.ST_NODIRATIME: unix.MS_NODIRATIME,
+		unix.ST_RELATIME: unix.MS_RELATIME,
+	} {
+		if int64(st.Flags)&st1 != 0 {
+			f |= ms
+		}
+	}
+	return f
+}
+
+// BindMount clones the tree at src (recursively when o asks for rbind),
+// applies the mount flags to the detached copy, then attaches it on target.
+// Working on the detached copy means no window where the mount is visible
+// with the wrong flags, and no path lookup after the target was resolved.
+func BindMount(src string, target *os.File, o MountOptions) error {
+	return bindMountAt(unix.AT_FDCWD, src, target, o)
+}
+
+// BindMountFile is BindMount with the source given as an open file.
+func BindMountFile(src *os.File, target *os.File, o MountOptions) error {
+	return bindMountAt(int(src.Fd()), "", target, o)
+}
+
+func bindMountAt(dirfd int, src string, target *os.File, o MountOptions) error {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if o.Flags&unix.MS_REC != 0 {
+		flags |= unix.AT_RECURSIVE
+	}
+	if src == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	tree, err := unix.OpenTree(dirfd, src, flags)
+	if err != nil {
+		return fmt.Errorf("bind mount source %s: %w", src, err)
+	}
+	defer unix.Close(tree)
+	if err := setAttrs(tree, o); err != nil {
+		return err
+	}
+	if err := unix.MoveMount(tree, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attach bind mount of %s: %w", src, err)
+	}
+	return nil
+}
+
+var msToAttr = []struct {
+	ms   uintptr
+	attr uint64
+}{
+	{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY},
+	{unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+	{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV},
+	{unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+	{unix.MS_NODIRATIME, unix.MOUNT_ATTR_NODIRATIME},
+	{unix.MS_NOSYMFOLLOW, unix.MOUNT_ATTR_NOSYMFOLLOW},
+}
+
+// setAttrs applies the per-mount flags of o to the top mount of fd, and the
+// recursive ones (rro, rnosuid, ...) to the whole tree.
+func setAttrs(fd int, o MountOptions) error {
+	var a unix.MountAttr
+	for _, m := range msToAttr {
+		if o.Flags&m.ms != 0 {
+			a.Attr_set |= m.attr
+		}
+		if o.ClearFlags&m.ms != 0 {
+			a.Attr_clr |= m.attr
+		}
+	}
+	switch {
+	case o.Flags&unix.MS_NOATIME != 0:
+		a.Attr_set |= unix.MOUNT_ATTR_NOATIME
+		a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+	case o.Flags&unix.MS_STRICTATIME != 0:
+		a.Attr_set |= unix.MOUNT_ATTR_STRICTATIME
+		a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+	case o.Flags&unix.MS_RELATIME != 0:
+		a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+	}
+	if a.Attr_set|a.Attr_clr != 0 {
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &a); err != nil {
+			return fmt.Errorf("set mount attributes %#x (clear %#x): %w", a.Attr_set, a.Attr_clr, err)
+		}
+	}
+	if o.RecAttrSet|o.RecAttrClr != 0 {
+		r := unix.MountAttr{Attr_set: o.RecAttrSet, Attr_clr: o.RecAttrClr}
+		if r.Attr_set&(unix.MOUNT_ATTR_NOATIME|unix.MOUNT_ATTR_STRICTATIME) != 0 || r.Attr_clr&unix.MOUNT_ATTR_RELATIME == 0 && r.Attr_set&unix.MOUNT_ATTR_RELATIME != 0 {
+			r.Attr_clr |= unix.MOUNT_ATTR__ATIME
+		}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &r); err != nil {
+			return fmt.Errorf("set recursive mount attributes %#x (clear %#x): %w", r.Attr_set, r.Attr_clr, err)
+		}
+	}
+	return nil
+}
+
+// MountFS mounts a new filesystem instance (proc, tmpfs, sysfs, ...) on target.
+func MountFS(source, fstype string, target *os.File, o MountOptions) error {
+	flags := o.Flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
+	if err := unix.Mount(source, ProcFdPath(target.Fd()), fstype, flags, o.DataString()); err != nil {
+		return fmt.Errorf("mount %s (type %s): %w", source, fstype, err)
+	}
+	return nil
+}
+
+// SetPropagation applies propagation changes and recursive attributes to the
+// mount now on top of the path behind reopen (which must resolve again: the
+// fd used to mount still names the mount underneath).
+func SetPropagation(mnt *os.File, o MountOptions) error {
+	for _, p := range o.Propagation {
+		if err := unix.Mount("", ProcFdPath(mnt.Fd()), "", p, ""); err != nil {
+			return fmt.Errorf("set mount propagation %#x: %w", p, err)
+		}
+	}
+	if o.RecAttrSet|o.RecAttrClr != 0 {
+		return setAttrs(int(mnt.Fd()), MountOptions{RecAttrSet: o.RecAttrSet, RecAttrClr: o.RecAttrClr})
+	}
+	return nil
+}
+
+// RemountReadonly makes the mount on top of mnt read-only, keeping its other
+// (possibly locked) flags.
+func RemountReadonly(mnt *os.File) error {
+	flags := unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | lockedFlags(mnt.Fd())
+	if err := unix.Mount("", ProcFdPath(mnt.Fd()), "", flags, ""); err != nil {
+		return fmt.Errorf("remount read-only: %w", err)
+	}
+	return nil
+}
+
+// IsMountRoot reports whether f is the root of a mount (so a remount through
+// it acts on the right mount).
+func IsMountRoot(f *os.File) bool {
+	var st unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &st); err != nil {
+		return false
+	}
+	return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+}

@@ -1,0 +1,309 @@
+// Package runtime is warren's container core: create, start, state, kill,
+// delete, on top of the kernel concerns in internal/linux and the cgroup
+// seam in internal/cgroups. Public methods take the container's lock and
+// check the state machine; unexported helpers assume both.
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/warren-runtime/warren/internal/cgroups"
+	"github.com/warren-runtime/warren/internal/errdefs"
+)
+
+// Container is a handle on one container's state directory. It holds the
+// container's lock from Load/Create until Close.
+type Container struct {
+	root  string
+	id    string
+	dir   string
+	lock  *os.File
+	state *State
+}
+
+// ID returns the container id.
+func (c *Container) ID() string { return c.id }
+
+// Close releases the lock.
+func (c *Container) Close() {
+	if c.lock != nil {
+		c.lock.Close()
+		c.lock = nil
+	}
+}
+
+func lockDir(dir, id string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %s does not exist: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("open state of %s: %w", id, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock container %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// Load opens an existing container and takes its lock.
+func Load(root, id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	lock, err := lockDir(dir, id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := readStateFile(dir, id)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	refresh(dir, st)
+	return &Container{root: root, id: id, dir: dir, lock: lock, state: st}, nil
+}
+
+// State returns the container's state with its live status.
+func (c *Container) State() State {
+	refresh(c.dir, c.state)
+	return *c.state
+}
+
+func (c *Container) check(op string) error {
+	refresh(c.dir, c.state)
+	if transitions[c.state.Status][op] {
+		return nil
+	}
+	return fmt.Errorf("cannot %s container %s in state %s: %w", op, c.id, c.state.Status, errdefs.ErrState)
+}
+
+// List returns the state of every container under root, sorted by id.
+// Containers being deleted concurrently are skipped.
+func List(root string) ([]State, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list containers in %s: %w", root, err)
+	}
+	var out []State
+	for _, e := range entries {
+		if !e.IsDir() || ValidateID(e.Name()) != nil {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		st, err := readStateFile(dir, e.Name())
+		if err != nil {
+			continue
+		}
+		refresh(dir, st)
+		out = append(out, *st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Start releases a created container's init to exec the user process.
+func (c *Container) Start() error {
+	refresh(c.dir, c.state)
+	switch c.state.Status {
+	case Created:
+	case Stopped:
+		return fmt.Errorf("cannot start a container that has stopped: %s: %w", c.id, errdefs.ErrState)
+	case Running, Paused:
+		return fmt.Errorf("cannot start an already running container: %s: %w", c.id, errdefs.ErrState)
+	default:
+		return fmt.Errorf("cannot start container %s in state %s: %w", c.id, c.state.Status, errdefs.ErrState)
+	}
+	fifo := filepath.Join(c.dir, fifoName)
+	// The init holds the fifo open for reading, so a non-blocking open for
+	// writing succeeds exactly when it is still waiting.
+	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		if err == unix.ENXIO {
+			return fmt.Errorf("cannot start container %s: its init process is no longer waiting: %w", c.id, errdefs.ErrState)
+		}
+		return fmt.Errorf("cannot start container %s: open %s: %w", c.id, fifo, err)
+	}
+	_, werr := unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if werr != nil {
+		return fmt.Errorf("cannot start container %s: write %s: %w", c.id, fifo, werr)
+	}
+	if err := os.Remove(fifo); err != nil {
+		return fmt.Errorf("start container %s: remove %s: %w", c.id, fifo, err)
+	}
+	c.state.Status = Running
+	return writeStateFile(c.dir, c.state)
+}
+
+// Kill sends sig to the init, or with all to every process of the container.
+func (c *Container) Kill(sig unix.Signal, all bool) error {
+	if err := c.check("kill"); err != nil {
+		if c.state.Status == Stopped {
+			return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+		}
+		return err
+	}
+	if all {
+		if m := c.cgroup(); m != nil {
+			if err := m.Signal(sig); err != nil {
+				return fmt.Errorf("signal processes of %s: %w", c.id, err)
+			}
+			return nil
+		}
+	}
+	return c.signalInit(sig)
+}
+
+func (c *Container) cgroup() *cgroups.Manager {
+	if len(c.state.CgroupPaths) == 0 {
+		return nil
+	}
+	return &cgroups.Manager{Paths: c.state.CgroupPaths}
+}
+
+// signalInit signals the init through a pidfd checked against the recorded
+// start time, so a recycled pid is never signalled.
+func (c *Container) signalInit(sig unix.Signal) error {
+	pfd, err := unix.PidfdOpen(c.state.Pid, 0)
+	if err != nil {
+		if err == unix.ESRCH {
+			return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+		}
+		return fmt.Errorf("open init of %s (pid %d): %w", c.id, c.state.Pid, err)
+	}
+	defer unix.Close(pfd)
+	if !c.state.initAlive() {
+		return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+	}
+	if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil {
+		if err == unix.ESRCH {
+			return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+		}
+		return fmt.Errorf("signal init of %s (pid %d): %w", c.id, c.state.Pid, err)
+	}
+	return nil
+}
+
+// Pids lists the host pids of the container's processes.
+func (c *Container) Pids() ([]int, error) {
+	if m := c.cgroup(); m != nil {
+		return m.Pids()
+	}
+	if c.state.initAlive() {
+		return []int{c.state.Pid}, nil
+	}
+	return nil, nil
+}
+
+// Delete removes a stopped or created container; with force it kills a
+// running one first. It leaves no process, cgroup or state behind.
+func (c *Container) Delete(force bool) error {
+	refresh(c.dir, c.state)
+	switch c.state.Status {
+	case Running, Paused:
+		if !force {
+			return fmt.Errorf("cannot delete container %s that is not stopped: %s: %w", c.id, c.state.Status, errdefs.ErrState)
+		}
+	}
+	return c.destroy()
+}
+
+// destroy kills whatever is left, waits for it, removes cgroups and state.
+func (c *Container) destroy() error {
+	if m := c.cgroup(); m != nil {
+		_ = m.Signal(unix.SIGKILL)
+	}
+	if c.state.initAlive() {
+		_ = c.signalInit(unix.SIGKILL)
+		waitGone(c.state.Pid, c.state.InitStartTime)
+	}
+	var errs []error
+	if m := c.cgroup(); m != nil {
+		waitCgroupEmpty(m)
+		if err := m.Destroy(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove state of %s: %w", c.id, err))
+	}
+	c.Close()
+	return errors.Join(errs...)
+}
+
+// waitGone waits until pid has exited (it may not be our child).
+func waitGone(pid int, start uint64) {
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err == nil {
+		defer unix.Close(pfd)
+		fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
+		for i := 0; i < 100; i++ {
+			if n, err := unix.Poll(fds, 100); err == nil && n > 0 {
+				return
+			}
+		}
+		return
+	}
+	for i := 0; i < 1000; i++ {
+		s, zombie, err := procStartTime(pid)
+		if err != nil || zombie || s != start {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func waitCgroupEmpty(m *cgroups.Manager) {
+	for i := 0; i < 200; i++ {
+		pids, err := m.Pids()
+		if err != nil || len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			_ = unix.Kill(p, unix.SIGKILL)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ForceDeleteMissing is what `delete --force` does for an id with a state
+// directory but no readable state (a create that died midway).
+func ForceDeleteMissing(root, id string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	dir := filepath.Join(root, id)
+	if !fileExists(dir) {
+		return nil
+	}
+	lock, err := lockDir(dir, id)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	return os.RemoveAll(dir)
+}
+
+func owner(uid int) string {
+	if uid == 0 {
+		return "root"
+	}
+	return strconv.Itoa(uid)
+}
+
+var _ = specs.Version

@@ -1,0 +1,310 @@
+package runtime
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/warren-runtime/warren/internal/linux"
+	"github.com/warren-runtime/warren/internal/runtime/nsexec"
+	"github.com/warren-runtime/warren/internal/spec"
+)
+
+func init() {
+	// Credentials and capability sets are per thread, and the thread that
+	// calls execve decides what the container gets: the init does all of
+	// it on the main thread.
+	if os.Getenv(nsexec.EnvInitPipe) != "" {
+		goruntime.LockOSThread()
+	}
+}
+
+// IsInit reports whether this process was started as a container's init.
+func IsInit() bool { return os.Getenv(nsexec.EnvInitPipe) != "" }
+
+// InitMain is the Go part of a container's init (stage 0 already ran in C).
+// It never returns: it execs the user process or exits.
+func InitMain() {
+	fd, err := strconv.Atoi(os.Getenv(nsexec.EnvInitPipe))
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Unsetenv(nsexec.EnvInitPipe)
+	sock := os.NewFile(uintptr(fd), "sync")
+	err = initContainer(sock)
+	// Only errors get here.
+	if err == nil {
+		err = errors.New("init returned without exec")
+	}
+	writeMsg(sock, msgError, []byte(err.Error()))
+	os.Exit(1)
+}
+
+func initContainer(sock *os.File) error {
+	b, err := readMsg(sock, msgConfig)
+	if err != nil {
+		return err
+	}
+	var cfg initConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("decode init config: %w", err)
+	}
+	s := cfg.Spec
+	p := s.Process
+	fifo := os.NewFile(uintptr(cfg.FifoFd), "exec.fifo")
+
+	// The init leads its own session, as in every runtime, so a terminal
+	// and job control belong to the container.
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
+
+	proc, err := linux.OpenProc("/proc")
+	if err != nil {
+		return err
+	}
+	self, err := os.Readlink("/proc/self")
+	if err != nil {
+		return fmt.Errorf("readlink /proc/self: %w", err)
+	}
+
+	if err := setupRootfs(&cfg); err != nil {
+		proc.Close()
+		return err
+	}
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("hostname: set %q: %w", s.Hostname, err)
+		}
+	}
+	if s.Domainname != "" {
+		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+			return fmt.Errorf("domainname: set %q: %w", s.Domainname, err)
+		}
+	}
+	for _, key := range sortedKeys(s.Linux.Sysctl) {
+		path := "sys/" + strings.ReplaceAll(strings.ReplaceAll(key, ".", "/"), "//", "/")
+		if strings.Contains(key, "/") {
+			path = "sys/" + key
+		}
+		if err := proc.Write(path, s.Linux.Sysctl[key]); err != nil {
+			return fmt.Errorf("linux.sysctl[%q]: %w", key, err)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := proc.Write(self+"/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
+			return fmt.Errorf("process.oomScoreAdj: %w", err)
+		}
+	}
+	proc.Close()
+	for _, rl := range p.Rlimits {
+		if err := linux.SetRlimit(rl.Type, rl.Soft, rl.Hard); err != nil {
+			return fmt.Errorf("process.rlimits: %w", err)
+		}
+	}
+	if !cfg.NoNewKeyring {
+		if err := linux.JoinSessionKeyring("_ses." + cfg.ID); err != nil {
+			return err
+		}
+	}
+	if err := enterRootfs(&cfg); err != nil {
+		return err
+	}
+	if err := os.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("process.cwd: chdir to %s: %w", p.Cwd, err)
+	}
+	// A cwd reached through a leaked host fd would be outside the root
+	// (CVE-2024-21626): getcwd then reports it as unreachable.
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("process.cwd: %s is outside the container's root", p.Cwd)
+	}
+	umask := 0o022
+	if p.User.Umask != nil {
+		umask = int(*p.User.Umask)
+	}
+	unix.Umask(umask)
+	env := p.Env
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+homeDir(p.User.UID))
+	}
+	path, err := lookPath(p.Args[0], env)
+	if err != nil {
+		return err
+	}
+	if err := setUserAndCaps(p); err != nil {
+		return err
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+	}
+	if err := writeMsg(sock, msgReady, nil); err != nil {
+		return fmt.Errorf("report ready: %w", err)
+	}
+	// Block until `warren start` writes the fifo.
+	var one [1]byte
+	for {
+		n, err := unix.Read(int(fifo.Fd()), one[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n != 1 {
+			return fmt.Errorf("wait for start on exec fifo: %v", err)
+		}
+		break
+	}
+	if err := linux.CloseExecFrom(3 + cfg.PreserveFDs); err != nil {
+		return err
+	}
+	if err := unix.Exec(path, p.Args, env); err != nil {
+		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+func hasEnv(env []string, name string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// homeDir looks uid up in the container's /etc/passwd, as runc does when
+// process.env has no HOME.
+func homeDir(uid uint32) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Split(sc.Text(), ":")
+		if len(parts) >= 6 && parts[2] == strconv.FormatUint(uint64(uid), 10) && parts[5] != "" {
+			return parts[5]
+		}
+	}
+	return "/"
+}
+
+// lookPath finds the executable inside the container using process.env's
+// PATH, so a missing binary fails `create`, not `start`.
+func lookPath(file string, env []string) (string, error) {
+	check := func(p string) error {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return unix.EISDIR
+		}
+		if st.Mode&0o111 == 0 {
+			return unix.EACCES
+		}
+		return nil
+	}
+	if strings.Contains(file, "/") {
+		if err := check(file); err != nil {
+			return "", fmt.Errorf("process.args[0]: exec %q: %w", file, err)
+		}
+		return file, nil
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if check(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("process.args[0]: exec: %q: executable file not found in $PATH", file)
+}
+
+func capMask(names []string) uint64 {
+	var m uint64
+	for _, n := range names {
+		if v, ok := spec.CapabilityValue(n); ok {
+			m |= 1 << uint(v)
+		}
+	}
+	return m
+}
+
+// setUserAndCaps switches to process.user and sets the five capability sets.
+// Order matters: the bounding set is reduced while CAP_SETPCAP is still
+// effective, the uid changes with PR_SET_KEEPCAPS so permitted survives,
+// then capset and ambient. All raw syscalls on this (locked) thread.
+func setUserAndCaps(p *specs.Process) error {
+	var caps linux.CapSets
+	if c := p.Capabilities; c != nil {
+		caps = linux.CapSets{
+			Bounding: capMask(c.Bounding), Effective: capMask(c.Effective), Permitted: capMask(c.Permitted),
+			Inheritable: capMask(c.Inheritable), Ambient: capMask(c.Ambient),
+		}
+	}
+	last := linux.LastCap()
+	if err := linux.DropBounding(caps.Bounding, last); err != nil {
+		return fmt.Errorf("process.capabilities.bounding: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set keepcaps: %w", err)
+	}
+	u := p.User
+	groups := make([]uint32, 0, len(u.AdditionalGids))
+	groups = append(groups, u.AdditionalGids...)
+	var gp unsafe.Pointer
+	if len(groups) > 0 {
+		gp = unsafe.Pointer(&groups[0])
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(gp), 0)
+	goruntime.KeepAlive(groups)
+	if e != 0 {
+		return fmt.Errorf("process.user.additionalGids %v: setgroups: %w", u.AdditionalGids, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
+		return fmt.Errorf("process.user.gid %d: setresgid: %w (is it mapped in the user namespace?)", u.GID, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
+		return fmt.Errorf("process.user.uid %d: setresuid: %w (is it mapped in the user namespace?)", u.UID, e)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear keepcaps: %w", err)
+	}
+	if err := linux.SetCaps(caps, last); err != nil {
+		return fmt.Errorf("process.capabilities: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+// nsexec: stage 0 of a container's init, run before the Go runtime starts.
+//
+// See README.md for why this must be C. The parent (warren create) starts
+// "warren init" with _WARREN_INITPIPE naming a socket; this constructor then
+// runs while the process is still single-threaded:
+//
+//   parent                                   stage 0 (this file)
+//     |-- 'B' bootstrap: flags, joins ------------->|
+//     |                                            | setns(joined namespaces, user first)
+//     |                                            | unshare(new namespaces)
+//     |<-- 'U' (only if a new user or time ns) ----|
+//     | write uid_map, gid_map, timens_offsets     |
+//     |-- 'u' ------------------------------------>|
+//     |                                            | become root in the new user ns
+//     |                                            | fork() if pid/time ns changed
+//     |<-- 'P' pid of the process that runs init --|
+//     |                                            | (forked parent exits; child returns
+//     |                                            |  into the Go runtime as "init")
+//   any failure: <-- 'E' message --, exit 1.
+//
+// Every message is framed as: 1 byte type, 4 bytes little-endian length, payload.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+#define MAX_JOINS 16
+#define MAX_PAYLOAD 65536
+
+static int sync_fd = -1;
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EPIPE;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int send_msg(char type, const void *data, uint32_t len)
+{
+	unsigned char hdr[5];
+	hdr[0] = (unsigned char)type;
+	hdr[1] = len & 0xff;
+	hdr[2] = (len >> 8) & 0xff;
+	hdr[3] = (len >> 16) & 0xff;
+	hdr[4] = (len >> 24) & 0xff;
+	if (write_all(sync_fd, hdr, sizeof(hdr)) < 0)
+		return -1;
+	return len ? write_all(sync_fd, data, len) : 0;
+}
+
+static void bail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void bail(const char *fmt, ...)
+{
+	char msg[1024];
+	int saved = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (saved != 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
+	send_msg('E', msg, (uint32_t)strlen(msg));
+	_exit(1);
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void recv_msg(char want, unsigned char *buf, uint32_t *len)
+{
+	unsigned char hdr[5];
+	if (read_all(sync_fd, hdr, sizeof(hdr)) < 0)
+		bail("nsexec: read sync message header");
+	uint32_t n = get_u32(hdr + 1);
+	if ((char)hdr[0] != want) {
+		errno = 0;
+		bail("nsexec: expected sync message %c, got %c", want, hdr[0]);
+	}
+	if (n > MAX_PAYLOAD) {
+		errno = 0;
+		bail("nsexec: sync message too large (%u bytes)", n);
+	}
+	if (n && read_all(sync_fd, buf, n) < 0)
+		bail("nsexec: read sync message payload");
+	*len = n;
+}
+
+static const char *nsname(uint32_t flag)
+{
+	switch (flag) {
+	case CLONE_NEWUSER: return "user";
+	case CLONE_NEWNS: return "mount";
+	case CLONE_NEWPID: return "pid";
+	case CLONE_NEWNET: return "network";
+	case CLONE_NEWUTS: return "uts";
+	case CLONE_NEWIPC: return "ipc";
+	case CLONE_NEWCGROUP: return "cgroup";
+	case CLONE_NEWTIME: return "time";
+	}
+	return "unknown";
+}
+
+/*
+ * Bootstrap payload (little endian):
+ *   u32 clone flags    namespaces to create with unshare(2)
+ *   u32 sync flags     bit 0: wait for the parent to write id maps / time offsets
+ *   u32 njoins
+ *   njoins x { u32 ns flag, u32 path length, path bytes }   (user first)
+ */
+__attribute__((constructor)) static void nsexec(void)
+{
+	const char *env = getenv("_WARREN_INITPIPE");
+	if (env == NULL || *env == '\0')
+		return;
+	sync_fd = atoi(env);
+	if (sync_fd < 3)
+		return;
+
+	static unsigned char buf[MAX_PAYLOAD + 1];
+	uint32_t len = 0;
+	recv_msg('B', buf, &len);
+	if (len < 12) {
+		errno = 0;
+		bail("nsexec: short bootstrap message");
+	}
+	uint32_t cloneflags = get_u32(buf);
+	uint32_t syncflags = get_u32(buf + 4);
+	uint32_t njoins = get_u32(buf + 8);
+	if (njoins > MAX_JOINS) {
+		errno = 0;
+		bail("nsexec: too many namespaces to join (%u)", njoins);
+	}
+
+	/* Open every namespace first: once we have joined a mount namespace the
+	 * paths may resolve differently. */
+	int fds[MAX_JOINS];
+	uint32_t types[MAX_JOINS];
+	size_t off = 12;
+	for (uint32_t i = 0; i < njoins; i++) {
+		if (off + 8 > len) {
+			errno = 0;
+			bail("nsexec: truncated bootstrap message");
+		}
+		types[i] = get_u32(buf + off);
+		uint32_t plen = get_u32(buf + off + 4);
+		off += 8;
+		if (plen == 0 || off + plen > len) {
+			errno = 0;
+			bail("nsexec: truncated bootstrap message");
+		}
+		char path[4096];
+		if (plen >= sizeof(path)) {
+			errno = 0;
+			bail("nsexec: namespace path too long");
+		}
+		memcpy(path, buf + off, plen);
+		path[plen] = '\0';
+		off += plen;
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			bail("open %s namespace %s", nsname(types[i]), path);
+	}
+	for (uint32_t i = 0; i < njoins; i++) {
+		/* setns checks the fd is a namespace of that type: a path that is
+		 * not one fails here with EINVAL instead of joining something else. */
+		if (setns(fds[i], (int)types[i]) < 0)
+			bail("join %s namespace", nsname(types[i]));
+		close(fds[i]);
+	}
+
+	if (cloneflags != 0 && unshare((int)cloneflags) < 0)
+		bail("create namespaces (unshare flags 0x%x)", cloneflags);
+
+	if (syncflags & 1) {
+		if (send_msg('U', NULL, 0) < 0)
+			bail("nsexec: send id map request");
+		recv_msg('u', buf, &len);
+	}
+
+	if (cloneflags & CLONE_NEWUSER) {
+		/* Become root of the new user namespace; needs uid/gid 0 mapped. */
+		if (setresgid(0, 0, 0) < 0)
+			bail("setresgid to 0 in the new user namespace (is gid 0 mapped?)");
+		if (setgroups(0, NULL) < 0)
+			bail("drop supplementary groups in the new user namespace");
+		if (setresuid(0, 0, 0) < 0)
+			bail("setresuid to 0 in the new user namespace (is uid 0 mapped?)");
+	}
+
+	int32_t pid = getpid();
+	int fork_needed = (cloneflags & (CLONE_NEWPID | CLONE_NEWTIME)) != 0;
+	for (uint32_t i = 0; i < njoins; i++)
+		if (types[i] == CLONE_NEWPID || types[i] == CLONE_NEWTIME)
+			fork_needed = 1;
+	if (fork_needed) {
+		/* unshare/setns of pid and time namespaces apply to children only. */
+		pid_t child = fork();
+		if (child < 0)
+			bail("fork into the new pid namespace");
+		if (child > 0) {
+			int32_t c = child;
+			if (send_msg('P', &c, sizeof(c)) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		return; /* the child goes on into the Go runtime */
+	}
+	if (send_msg('P', &pid, sizeof(pid)) < 0)
+		bail("nsexec: send pid");
+}

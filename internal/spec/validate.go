@@ -1,0 +1,645 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/warren-runtime/warren/internal/errdefs"
+)
+
+// RootfsPath returns root.path resolved against the bundle directory when it
+// is relative, as the runtime spec requires. s.Root must be non-nil.
+func RootfsPath(s *specs.Spec, bundle string) string {
+	if filepath.IsAbs(s.Root.Path) {
+		return filepath.Clean(s.Root.Path)
+	}
+	return filepath.Join(bundle, s.Root.Path)
+}
+
+// Validate checks a configuration for `create`/`run` on Linux. It returns the
+// first problem found, as an error wrapping errdefs.ErrInvalid (the config is
+// wrong), errdefs.ErrNotFound (root.path or a namespace path is missing) or
+// errdefs.ErrNotSupported (valid, but this build cannot do it yet). The
+// message starts with the JSON field path.
+func Validate(s *specs.Spec, bundle string) error {
+	if s == nil {
+		return fmt.Errorf("config: no configuration given: %w", errdefs.ErrInvalid)
+	}
+	v := &validator{s: s, bundle: bundle}
+	for _, check := range []func() error{
+		v.platform,
+		v.version,
+		v.root,
+		v.process,
+		v.linux,
+		v.mounts,
+		v.hooks,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type validator struct {
+	s      *specs.Spec
+	bundle string
+	// ns indexes linux.namespaces by type once they have been validated.
+	ns map[specs.LinuxNamespaceType]nsEntry
+}
+
+type nsEntry struct {
+	index int
+	path  string
+}
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalid)
+}
+
+func unsupported(field, format string, args ...any) error {
+	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrNotSupported)
+}
+
+// hasNS reports whether the config lists namespace t, new or joined.
+func (v *validator) hasNS(t specs.LinuxNamespaceType) bool {
+	_, ok := v.ns[t]
+	return ok
+}
+
+// newNS reports whether the config asks for a fresh namespace of type t.
+func (v *validator) newNS(t specs.LinuxNamespaceType) bool {
+	e, ok := v.ns[t]
+	return ok && e.path == ""
+}
+
+func (v *validator) platform() error {
+	other := []struct {
+		field string
+		set   bool
+	}{
+		{"windows", v.s.Windows != nil},
+		{"solaris", v.s.Solaris != nil},
+		{"vm", v.s.VM != nil},
+		{"zos", v.s.ZOS != nil},
+		{"freebsd", v.s.FreeBSD != nil},
+	}
+	for _, o := range other {
+		if o.set {
+			return invalid(o.field, "section is for another platform; this runtime runs Linux containers only, remove it")
+		}
+	}
+	return nil
+}
+
+func (v *validator) version() error {
+	ver := v.s.Version
+	if ver == "" {
+		return invalid("ociVersion", "must be set (this runtime supports 1.x up to %s)", specs.Version)
+	}
+	major, rest, _ := strings.Cut(ver, ".")
+	if major != "1" || rest == "" {
+		return invalid("ociVersion", "unsupported version %q: this runtime supports 1.x up to %s", ver, specs.Version)
+	}
+	return nil
+}
+
+func (v *validator) root() error {
+	r := v.s.Root
+	if r == nil {
+		return invalid("root", "section is required")
+	}
+	if r.Path == "" {
+		return invalid("root.path", "must name the rootfs directory")
+	}
+	p := RootfsPath(v.s, v.bundle)
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("root.path: rootfs directory %q does not exist: %w", p, errdefs.ErrNotFound)
+		}
+		return invalid("root.path", "cannot access rootfs %q: %v", p, unwrapPathError(err))
+	}
+	if !fi.IsDir() {
+		return invalid("root.path", "rootfs %q is not a directory", p)
+	}
+	return nil
+}
+
+func (v *validator) process() error {
+	p := v.s.Process
+	if p == nil {
+		return invalid("process", "section is required")
+	}
+	if p.Terminal {
+		return unsupported("process.terminal", `terminals are not supported yet; set "terminal": false in config.json`)
+	}
+	if len(p.Args) == 0 {
+		return invalid("process.args", "must name the program to run")
+	}
+	for i, a := range p.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return invalid(fmt.Sprintf("process.args[%d]", i), "contains a NUL byte")
+		}
+	}
+	if p.Cwd == "" {
+		return invalid("process.cwd", "must be set to an absolute path")
+	}
+	if !filepath.IsAbs(p.Cwd) {
+		return invalid("process.cwd", "%q is not an absolute path", p.Cwd)
+	}
+	for i, e := range p.Env {
+		field := fmt.Sprintf("process.env[%d]", i)
+		if !strings.Contains(e, "=") {
+			return invalid(field, "%q is not in KEY=value form", e)
+		}
+		if strings.IndexByte(e, 0) >= 0 {
+			return invalid(field, "contains a NUL byte")
+		}
+	}
+	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
+		return invalid("process.oomScoreAdj", "%d is outside [-1000, 1000]", *p.OOMScoreAdj)
+	}
+	if err := checkRlimits(p.Rlimits); err != nil {
+		return err
+	}
+	if err := checkCapabilities(p.Capabilities); err != nil {
+		return err
+	}
+	// No LSM support is compiled in; silently ignoring a requested profile
+	// would run the container less confined than its author asked for.
+	if p.ApparmorProfile != "" {
+		return unsupported("process.apparmorProfile", "AppArmor is not supported by this runtime; remove the field")
+	}
+	if p.SelinuxLabel != "" {
+		return unsupported("process.selinuxLabel", "SELinux is not supported by this runtime; remove the field")
+	}
+	if p.IOPriority != nil {
+		return unsupported("process.ioPriority", "I/O priority is not supported yet")
+	}
+	if p.Scheduler != nil {
+		return unsupported("process.scheduler", "scheduler attributes are not supported yet")
+	}
+	if p.ExecCPUAffinity != nil {
+		return unsupported("process.execCPUAffinity", "exec CPU affinity is not supported yet")
+	}
+	return nil
+}
+
+func checkRlimits(rl []specs.POSIXRlimit) error {
+	seen := make(map[string]int, len(rl))
+	for i, r := range rl {
+		field := fmt.Sprintf("process.rlimits[%d]", i)
+		if _, ok := rlimits[r.Type]; !ok {
+			return invalid(field+".type", "unknown rlimit %q", r.Type)
+		}
+		if j, dup := seen[r.Type]; dup {
+			return invalid(field+".type", "duplicate rlimit %q (also process.rlimits[%d])", r.Type, j)
+		}
+		seen[r.Type] = i
+		if r.Soft > r.Hard {
+			return invalid(field, "%s soft limit %d exceeds hard limit %d", r.Type, r.Soft, r.Hard)
+		}
+	}
+	return nil
+}
+
+func checkCapabilities(c *specs.LinuxCapabilities) error {
+	if c == nil {
+		return nil
+	}
+	sets := []struct {
+		name string
+		caps []string
+	}{
+		{"bounding", c.Bounding},
+		{"effective", c.Effective},
+		{"inheritable", c.Inheritable},
+		{"permitted", c.Permitted},
+		{"ambient", c.Ambient},
+	}
+	for _, set := range sets {
+		for i, name := range set.caps {
+			if _, ok := capabilities[name]; !ok {
+				return invalid(fmt.Sprintf("process.capabilities.%s[%d]", set.name, i), "unknown capability %q", name)
+			}
+		}
+	}
+	return nil
+}
+
+func (v *validator) linux() error {
+	l := v.s.Linux
+	if l == nil {
+		return invalid("linux", "section is required for a Linux container")
+	}
+	for _, check := range []func(*specs.Linux) error{
+		v.namespaces,
+		v.idMappings,
+		v.uts,
+		v.timeOffsets,
+		v.sysctl,
+		v.paths,
+		v.devices,
+		v.resources,
+		v.linuxUnsupported,
+	} {
+		if err := check(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *validator) namespaces(l *specs.Linux) error {
+	v.ns = make(map[specs.LinuxNamespaceType]nsEntry, len(l.Namespaces))
+	for i, n := range l.Namespaces {
+		field := fmt.Sprintf("linux.namespaces[%d]", i)
+		if _, ok := NamespaceFlag(n.Type); !ok {
+			return invalid(field+".type", "unknown namespace type %q", n.Type)
+		}
+		if prev, dup := v.ns[n.Type]; dup {
+			return invalid(field+".type", "duplicate namespace type %q (also linux.namespaces[%d])", n.Type, prev.index)
+		}
+		if n.Path != "" && !filepath.IsAbs(n.Path) {
+			return invalid(field+".path", "%q is not an absolute path", n.Path)
+		}
+		v.ns[n.Type] = nsEntry{index: i, path: n.Path}
+	}
+	return nil
+}
+
+func (v *validator) idMappings(l *specs.Linux) error {
+	user, hasUser := v.ns[specs.UserNamespace]
+	for _, m := range []struct {
+		field, kind string
+		maps        []specs.LinuxIDMapping
+	}{
+		{"linux.uidMappings", "uid", l.UIDMappings},
+		{"linux.gidMappings", "gid", l.GIDMappings},
+	} {
+		switch {
+		case len(m.maps) > 0 && !hasUser:
+			return invalid(m.field, `id mappings need a user namespace; add {"type": "user"} to linux.namespaces`)
+		case len(m.maps) > 0 && user.path != "":
+			return invalid(m.field, "id mappings cannot be applied to the user namespace joined at linux.namespaces[%d].path %q", user.index, user.path)
+		case len(m.maps) == 0 && hasUser && user.path == "":
+			return invalid(m.field, "user namespaces enabled, but no %s mappings found", m.kind)
+		}
+		if err := checkMappings(m.field, m.maps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMappings rejects ranges the kernel would refuse in uid_map/gid_map:
+// empty ranges, ranges past 2^32 and ranges overlapping on either side
+// (user_namespaces(7), "Defining user and group ID mappings").
+func checkMappings(field string, maps []specs.LinuxIDMapping) error {
+	const idSpace = uint64(1) << 32
+	for i, m := range maps {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if m.Size == 0 {
+			return invalid(f+".size", "must be greater than 0")
+		}
+		if uint64(m.ContainerID)+uint64(m.Size) > idSpace {
+			return invalid(f, "containerID range %d+%d exceeds the 32-bit id space", m.ContainerID, m.Size)
+		}
+		if uint64(m.HostID)+uint64(m.Size) > idSpace {
+			return invalid(f, "hostID range %d+%d exceeds the 32-bit id space", m.HostID, m.Size)
+		}
+		for j := range i {
+			o := maps[j]
+			if overlaps(m.ContainerID, m.Size, o.ContainerID, o.Size) {
+				return invalid(f, "containerID range [%d, %d) overlaps %s[%d]", m.ContainerID, uint64(m.ContainerID)+uint64(m.Size), field, j)
+			}
+			if overlaps(m.HostID, m.Size, o.HostID, o.Size) {
+				return invalid(f, "hostID range [%d, %d) overlaps %s[%d]", m.HostID, uint64(m.HostID)+uint64(m.Size), field, j)
+			}
+		}
+	}
+	return nil
+}
+
+func overlaps(a, asz, b, bsz uint32) bool {
+	return uint64(a) < uint64(b)+uint64(bsz) && uint64(b) < uint64(a)+uint64(asz)
+}
+
+// uts requires a fresh UTS namespace for hostname/domainname: setting them
+// in the host's, or in a joined one, would rename another system.
+func (v *validator) uts(_ *specs.Linux) error {
+	for _, f := range []struct{ field, value string }{
+		{"hostname", v.s.Hostname},
+		{"domainname", v.s.Domainname},
+	} {
+		if f.value == "" || v.newNS(specs.UTSNamespace) {
+			continue
+		}
+		if e, ok := v.ns[specs.UTSNamespace]; ok {
+			return invalid(f.field, "unable to set %s in the UTS namespace joined at linux.namespaces[%d].path %q", f.field, e.index, e.path)
+		}
+		return invalid(f.field, `unable to set %s without a private UTS namespace; add {"type": "uts"} to linux.namespaces`, f.field)
+	}
+	return nil
+}
+
+func (v *validator) timeOffsets(l *specs.Linux) error {
+	if len(l.TimeOffsets) == 0 {
+		return nil
+	}
+	// Offsets can only be written before the first process enters a time
+	// namespace (time_namespaces(7)), so a joined one cannot take them.
+	if !v.newNS(specs.TimeNamespace) {
+		return invalid("linux.timeOffsets", `time offsets need a new time namespace; add {"type": "time"} without a path to linux.namespaces`)
+	}
+	for _, clock := range sortedKeys(l.TimeOffsets) {
+		field := "linux.timeOffsets." + clock
+		if clock != "monotonic" && clock != "boottime" {
+			return invalid(field, `unknown clock %q (want "monotonic" or "boottime")`, clock)
+		}
+		if l.TimeOffsets[clock].Nanosecs >= 1e9 {
+			return invalid(field+".nanosecs", "%d is not below 1000000000", l.TimeOffsets[clock].Nanosecs)
+		}
+	}
+	return nil
+}
+
+// ipcSysctls are the kernel.* sysctls that live in the IPC namespace; the
+// list matches runc's validator.
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax":          true,
+	"kernel.msgmnb":          true,
+	"kernel.msgmni":          true,
+	"kernel.sem":             true,
+	"kernel.shmall":          true,
+	"kernel.shmmax":          true,
+	"kernel.shmmni":          true,
+	"kernel.shm_rmid_forced": true,
+}
+
+// sysctl only allows keys that are namespaced by a namespace the container
+// has: /proc/sys is not fully namespaced, and writing anything else would
+// change the host.
+func (v *validator) sysctl(l *specs.Linux) error {
+	hostNet, hostNetChecked := false, false
+	for _, key := range sortedKeys(l.Sysctl) {
+		field := fmt.Sprintf("linux.sysctl[%q]", key)
+		name := sysctlDotted(key)
+		switch {
+		case ipcSysctls[name] || strings.HasPrefix(name, "fs.mqueue."):
+			if !v.hasNS(specs.IPCNamespace) {
+				return invalid(field, `sysctl %q is not allowed in the host's ipc namespace; add {"type": "ipc"} to linux.namespaces`, name)
+			}
+		case strings.HasPrefix(name, "net."):
+			if !hostNetChecked {
+				var err error
+				if hostNet, err = v.usesHostNet(); err != nil {
+					return err
+				}
+				hostNetChecked = true
+			}
+			if hostNet {
+				return invalid(field, "sysctl %q is not allowed in the host network namespace", name)
+			}
+		case name == "kernel.domainname" && v.hasNS(specs.UTSNamespace):
+		case name == "kernel.hostname" && v.hasNS(specs.UTSNamespace):
+			return invalid(field, `sysctl %q conflicts with the "hostname" field; set hostname instead`, name)
+		default:
+			return invalid(field, "sysctl %q is not in a separate kernel namespace", name)
+		}
+	}
+	return nil
+}
+
+// usesHostNet reports whether the container would share the runtime's
+// network namespace: none listed, or one joined by a path that is the
+// runtime's own ("host" meaning current, as in runc).
+func (v *validator) usesHostNet() (bool, error) {
+	e, ok := v.ns[specs.NetworkNamespace]
+	if !ok {
+		return true, nil
+	}
+	if e.path == "" {
+		return false, nil
+	}
+	field := fmt.Sprintf("linux.namespaces[%d].path", e.index)
+	var self, joined unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
+		return false, invalid(field, "cannot stat /proc/self/ns/net to compare: %v", err)
+	}
+	if err := unix.Stat(e.path, &joined); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, fmt.Errorf("%s: network namespace %q does not exist: %w", field, e.path, errdefs.ErrNotFound)
+		}
+		return false, invalid(field, "cannot stat network namespace %q: %v", e.path, err)
+	}
+	return self.Dev == joined.Dev && self.Ino == joined.Ino, nil
+}
+
+// sysctlDotted normalises the slash-separated sysctl form (sysctl.d(5)):
+// when the first separator is '/', dots and slashes swap roles, so
+// "net/ipv4/conf/eno2.100/rp_filter" becomes "net.ipv4.conf.eno2/100.rp_filter".
+func sysctlDotted(key string) string {
+	i := strings.IndexAny(key, "./")
+	if i < 0 || key[i] == '.' {
+		return key
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, key)
+}
+
+var propagations = []string{"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
+
+func (v *validator) paths(l *specs.Linux) error {
+	if l.RootfsPropagation != "" && !slices.Contains(propagations, l.RootfsPropagation) {
+		return invalid("linux.rootfsPropagation", "unknown propagation %q (want one of %s)", l.RootfsPropagation, strings.Join(propagations, ", "))
+	}
+	for _, list := range []struct {
+		field string
+		paths []string
+	}{
+		{"linux.maskedPaths", l.MaskedPaths},
+		{"linux.readonlyPaths", l.ReadonlyPaths},
+	} {
+		for i, p := range list.paths {
+			if !filepath.IsAbs(p) {
+				return invalid(fmt.Sprintf("%s[%d]", list.field, i), "%q is not an absolute path", p)
+			}
+		}
+		// Masking needs mounts the host must not see (runc: "unable to
+		// restrict sys entries without a private MNT namespace").
+		if len(list.paths) > 0 && !v.hasNS(specs.MountNamespace) {
+			return invalid(list.field, `needs a mount namespace; add {"type": "mount"} to linux.namespaces`)
+		}
+	}
+	return nil
+}
+
+func (v *validator) devices(l *specs.Linux) error {
+	for i, d := range l.Devices {
+		field := fmt.Sprintf("linux.devices[%d]", i)
+		if !filepath.IsAbs(d.Path) {
+			return invalid(field+".path", "%q is not an absolute path", d.Path)
+		}
+		switch d.Type {
+		case "c", "b", "u":
+			// Major 0 is reserved for unnamed devices (Documentation/
+			// admin-guide/devices.txt), so it means "not given" here.
+			if d.Major <= 0 {
+				return invalid(field+".major", "device type %q needs a major number greater than 0", d.Type)
+			}
+			if d.Minor < 0 {
+				return invalid(field+".minor", "%d is negative", d.Minor)
+			}
+		case "p":
+		default:
+			return invalid(field+".type", "unknown device type %q (want c, b, u or p)", d.Type)
+		}
+	}
+	return nil
+}
+
+func (v *validator) resources(l *specs.Linux) error {
+	r := l.Resources
+	if r == nil {
+		return nil
+	}
+	for i, d := range r.Devices {
+		field := fmt.Sprintf("linux.resources.devices[%d]", i)
+		switch d.Type {
+		case "", "a", "c", "b":
+		default:
+			return invalid(field+".type", "unknown device type %q (want a, c or b)", d.Type)
+		}
+		for _, c := range d.Access {
+			if !strings.ContainsRune("rwm", c) {
+				return invalid(field+".access", "%q is not a combination of r, w and m", d.Access)
+			}
+		}
+	}
+	for _, f := range []struct {
+		field string
+		value any
+	}{
+		{"memory", r.Memory},
+		{"cpu", r.CPU},
+		{"pids", r.Pids},
+		{"blockIO", r.BlockIO},
+		{"hugepageLimits", r.HugepageLimits},
+		{"network", r.Network},
+		{"rdma", r.Rdma},
+		{"unified", r.Unified},
+	} {
+		if isSet(f.value) {
+			return unsupported("linux.resources."+f.field, "cgroup resource limits are not supported yet")
+		}
+	}
+	return nil
+}
+
+// isSet reports whether a pointer, slice or map field carries any value:
+// engines emit empty objects such as "memory": {} that ask for nothing.
+func isSet(x any) bool {
+	rv := reflect.ValueOf(x)
+	switch rv.Kind() {
+	case reflect.Pointer:
+		return !rv.IsNil() && !rv.Elem().IsZero()
+	case reflect.Slice, reflect.Map:
+		return rv.Len() > 0
+	}
+	return !rv.IsZero()
+}
+
+func (v *validator) linuxUnsupported(l *specs.Linux) error {
+	switch {
+	case l.MountLabel != "":
+		return unsupported("linux.mountLabel", "SELinux is not supported by this runtime; remove the field")
+	case l.Seccomp != nil:
+		return unsupported("linux.seccomp", "seccomp is not supported yet")
+	case l.IntelRdt != nil:
+		return unsupported("linux.intelRdt", "Intel RDT is not supported yet")
+	case l.Personality != nil:
+		return unsupported("linux.personality", "personality is not supported yet")
+	case l.MemoryPolicy != nil:
+		return unsupported("linux.memoryPolicy", "memory policy is not supported yet")
+	case len(l.NetDevices) > 0:
+		return unsupported("linux.netDevices", "moving network devices is not supported yet")
+	}
+	return nil
+}
+
+func (v *validator) mounts() error {
+	for i, m := range v.s.Mounts {
+		field := fmt.Sprintf("mounts[%d]", i)
+		// A relative destination is accepted and taken relative to "/", as
+		// runc does (it only warns, for compatibility with old configs).
+		if m.Destination == "" {
+			return invalid(field+".destination", "must not be empty")
+		}
+		if isBind(m) && m.Source == "" {
+			return invalid(field+".source", "bind mount on %q needs a source", m.Destination)
+		}
+		if len(m.UIDMappings) > 0 {
+			return unsupported(field+".uidMappings", "id-mapped mounts are not supported yet")
+		}
+		if len(m.GIDMappings) > 0 {
+			return unsupported(field+".gidMappings", "id-mapped mounts are not supported yet")
+		}
+	}
+	return nil
+}
+
+func isBind(m specs.Mount) bool {
+	return m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+}
+
+func (v *validator) hooks() error {
+	h := v.s.Hooks
+	if h == nil {
+		return nil
+	}
+	for _, f := range []struct {
+		name  string
+		hooks []specs.Hook
+	}{
+		{"prestart", h.Prestart},
+		{"createRuntime", h.CreateRuntime},
+		{"createContainer", h.CreateContainer},
+		{"startContainer", h.StartContainer},
+		{"poststart", h.Poststart},
+		{"poststop", h.Poststop},
+	} {
+		if len(f.hooks) > 0 {
+			return unsupported("hooks."+f.name, "hooks are not supported yet; remove them")
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
