@@ -77,4 +77,6 @@ func argsDesc(min, max int) string {
 	}
 }
 
-func isNotExist(err error) bool { return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, os.ErrNotExist) }
+func isNotExist(err error) bool {
+	return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, os.ErrNotExist)
+}
