@@ -64,7 +64,7 @@ type cgroupMount struct {
 // Create sets up a container up to the point where only the user process's
 // execve is left, and records it as created. On failure nothing is left
 // behind: no process, cgroup or state directory.
-func Create(o CreateOpts) (c *Container, initPid int, err error) {
+func Create(o CreateOpts) (_ *Container, _ int, err error) {
 	if err := ValidateID(o.ID); err != nil {
 		return nil, 0, err
 	}
@@ -93,7 +93,7 @@ func Create(o CreateOpts) (c *Container, initPid int, err error) {
 		Owner:       owner(os.Geteuid()),
 		Annotations: o.Spec.Annotations,
 	}
-	c = &Container{root: o.Root, id: o.ID, dir: dir, lock: lock, state: st}
+	c := &Container{root: o.Root, id: o.ID, dir: dir, lock: lock, state: st}
 	defer func() {
 		if err != nil {
 			st.Status = Stopped

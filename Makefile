@@ -1,0 +1,41 @@
+# warren — see README.md. `make demo` runs the demo, `make test` runs every test.
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+GOFLAGS_B := -trimpath -buildvcs=false
+
+.PHONY: all build warren testinit demo test test-unit test-integration lint clean
+
+all: build
+
+build: warren testinit
+
+warren:
+	$(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $(BIN)/warren ./cmd/warren
+
+testinit:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -o $(BIN)/testinit ./tests/testinit
+
+demo: warren
+	./scripts/demo.sh $(BIN)/warren
+
+lint:
+	@out=$$(gofmt -l cmd internal tests integration bench 2>/dev/null); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit tests need no root; the integration package runs its root-only tests
+# when root and skips with a message otherwise. One `go test` run, so the
+# slow suite is built and run once.
+test: lint warren
+	WARREN_BINARY=$(CURDIR)/$(BIN)/warren $(GO) test -count=1 ./...
+
+test-unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+
+test-integration: warren
+	WARREN_BINARY=$(CURDIR)/$(BIN)/warren $(GO) test -count=1 -v ./integration/...
+
+clean:
+	rm -rf $(BIN) _build
