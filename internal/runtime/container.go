@@ -119,13 +119,13 @@ func List(root string) ([]State, error) {
 // Start releases a created container's init to exec the user process.
 func (c *Container) Start() error {
 	refresh(c.dir, c.state)
-	switch c.state.Status {
-	case Created:
-	case Stopped:
-		return fmt.Errorf("cannot start a container that has stopped: %s: %w", c.id, errdefs.ErrState)
-	case Running, Paused:
-		return fmt.Errorf("cannot start an already running container: %s: %w", c.id, errdefs.ErrState)
-	default:
+	if !transitions[c.state.Status]["start"] {
+		switch c.state.Status {
+		case Stopped:
+			return fmt.Errorf("cannot start a container that has stopped: %s: %w", c.id, errdefs.ErrState)
+		case Running, Paused:
+			return fmt.Errorf("cannot start an already running container: %s: %w", c.id, errdefs.ErrState)
+		}
 		return fmt.Errorf("cannot start container %s in state %s: %w", c.id, c.state.Status, errdefs.ErrState)
 	}
 	fifo := filepath.Join(c.dir, fifoName)
@@ -214,11 +214,9 @@ func (c *Container) Pids() ([]int, error) {
 // running one first. It leaves no process, cgroup or state behind.
 func (c *Container) Delete(force bool) error {
 	refresh(c.dir, c.state)
-	switch c.state.Status {
-	case Running, Paused:
-		if !force {
-			return fmt.Errorf("cannot delete container %s that is not stopped: %s: %w", c.id, c.state.Status, errdefs.ErrState)
-		}
+	ok := transitions[c.state.Status]["delete"] || force && transitions[c.state.Status]["delete-force"]
+	if !ok {
+		return fmt.Errorf("cannot delete container %s that is not stopped: %s: %w", c.id, c.state.Status, errdefs.ErrState)
 	}
 	return c.destroy()
 }

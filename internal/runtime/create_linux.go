@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,6 +249,9 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	if s.Linux.Resources != nil {
 		if err := mgr.SetDevices(s.Linux.Resources.Devices); err != nil {
 			return 0, err
+		}
+		if _, v1 := mgr.Paths["devices"]; !v1 && len(s.Linux.Resources.Devices) > 0 {
+			slog.Warn("linux.resources.devices: not enforced: this host has no v1 devices controller and the cgroup v2 device filter is not supported yet", "id", o.ID)
 		}
 	}
 

@@ -16,9 +16,11 @@ var (
 	Version = "0.1.0-dev"
 
 	// CgroupV1Supported and CgroupV2Supported report whether the cgroup
-	// manager for that hierarchy is compiled in.
-	CgroupV1Supported bool
-	CgroupV2Supported bool
+	// manager for that hierarchy is compiled in. Today it places containers
+	// in their cgroups (v1, hybrid and v2) and enforces device rules on v1;
+	// resource limits are listed in Unsupported.
+	CgroupV1Supported = true
+	CgroupV2Supported = true
 
 	// Unsupported is the comma-separated list of spec areas this build
 	// rejects, reported as the "io.github.warren.unsupported" annotation.
@@ -32,8 +34,8 @@ const (
 )
 
 // MountOptions lists the mount option names the runtime interprets itself
-// (flags and propagation, recursive variants via mount_setattr(2), and
-// tmpcopyup). Filesystem data options such as "mode=755" are passed to the
+// (flags and propagation, recursive variants via mount_setattr(2);
+// tmpcopyup is not supported yet). Filesystem data options such as "mode=755" are passed to the
 // kernel and are not listed, as the features spec says.
 var MountOptions = []string{
 	"async",
@@ -91,7 +93,6 @@ var MountOptions = []string{
 	"suid",
 	"symfollow",
 	"sync",
-	"tmpcopyup",
 	"unbindable",
 }
 

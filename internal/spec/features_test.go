@@ -31,8 +31,8 @@ func TestFeaturesJSON(t *testing.T) {
 		{[]string{"mountOptions"}, nil},
 		{[]string{"linux", "namespaces"}, []any{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}},
 		{[]string{"linux", "capabilities"}, nil},
-		{[]string{"linux", "cgroup", "v1"}, false},
-		{[]string{"linux", "cgroup", "v2"}, false},
+		{[]string{"linux", "cgroup", "v1"}, true},
+		{[]string{"linux", "cgroup", "v2"}, true},
 		{[]string{"linux", "cgroup", "systemd"}, false},
 		{[]string{"linux", "cgroup", "systemdUser"}, false},
 		{[]string{"linux", "seccomp", "enabled"}, false},
@@ -78,7 +78,7 @@ func TestFeaturesCapabilitiesAndMountOptions(t *testing.T) {
 		"lazytime", "nolazytime", "silent", "loud", "shared", "rshared", "slave", "rslave",
 		"private", "rprivate", "unbindable", "runbindable", "rro", "rrw", "rnosuid", "rsuid",
 		"rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime", "rrelatime", "rnorelatime",
-		"rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime", "tmpcopyup",
+		"rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime",
 		"nosymfollow", "rnosymfollow", "symfollow", "rsymfollow",
 	}
 	sort.Strings(want)
@@ -93,9 +93,12 @@ func TestFeaturesCapabilitiesAndMountOptions(t *testing.T) {
 }
 
 func TestFeaturesFollowsBuildVars(t *testing.T) {
-	oldV2, oldVersion, oldUnsupported := CgroupV2Supported, Version, Unsupported
-	t.Cleanup(func() { CgroupV2Supported, Version, Unsupported = oldV2, oldVersion, oldUnsupported })
+	oldV1, oldV2, oldVersion, oldUnsupported := CgroupV1Supported, CgroupV2Supported, Version, Unsupported
+	t.Cleanup(func() {
+		CgroupV1Supported, CgroupV2Supported, Version, Unsupported = oldV1, oldV2, oldVersion, oldUnsupported
+	})
 
+	CgroupV1Supported = false
 	CgroupV2Supported = true
 	Version = "9.9.9"
 	Unsupported = "hooks"
