@@ -50,6 +50,7 @@ type initConfig struct {
 	FifoFd       int         `json:"fifoFd"`
 	NewUserNS    bool        `json:"newUserns"`
 	NewCgroupNS  bool        `json:"newCgroupns"`
+	NewNetNS     bool        `json:"newNetns"`
 	// Cgroups lists the host's hierarchies and the container's directory in
 	// each, for `type: cgroup` mounts.
 	Cgroups []cgroupMount `json:"cgroups,omitempty"`
@@ -296,6 +297,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		FifoFd:      syncFd + 1,
 		NewUserNS:   clone&unix.CLONE_NEWUSER != 0,
 		NewCgroupNS: clone&unix.CLONE_NEWCGROUP != 0,
+		NewNetNS:    clone&unix.CLONE_NEWNET != 0,
 	}
 	if needsCgroupMount(s) {
 		hs, err := cgroups.Hierarchies()

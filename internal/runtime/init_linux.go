@@ -69,6 +69,11 @@ func initContainer(sock *os.File) error {
 		return fmt.Errorf("setsid: %w", err)
 	}
 
+	if cfg.NewNetNS {
+		if err := linux.LoopbackUp(); err != nil {
+			return err
+		}
+	}
 	proc, err := linux.OpenProc("/proc")
 	if err != nil {
 		return err

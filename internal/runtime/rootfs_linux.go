@@ -161,9 +161,10 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string) error 
 	if err != nil {
 		return err
 	}
-	if m.Type == "proc" {
+	if magic, ok := fsMagic[m.Type]; ok {
 		// The destination was resolved inside the rootfs; confirm what
-		// is there now is really a procfs (CVE-2019-19921 class).
+		// is there now is really the filesystem just mounted, not
+		// something a symlink swapped in (CVE-2019-19921 class).
 		f, err := linux.OpenInRoot(root, dest)
 		if err != nil {
 			return err
@@ -171,12 +172,14 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string) error 
 		var st unix.Statfs_t
 		err = unix.Fstatfs(int(f.Fd()), &st)
 		f.Close()
-		if err != nil || st.Type != unix.PROC_SUPER_MAGIC {
-			return fmt.Errorf("%s is not a procfs after mounting proc", dest)
+		if err != nil || st.Type != magic {
+			return fmt.Errorf("%s is not a %s after mounting it", dest, m.Type)
 		}
 	}
 	return propagation(root, dest, o)
 }
+
+var fsMagic = map[string]int64{"proc": unix.PROC_SUPER_MAGIC, "sysfs": unix.SYSFS_MAGIC}
 
 func propagation(root *os.File, dest string, o linux.MountOptions) error {
 	if len(o.Propagation) == 0 && o.RecAttrSet|o.RecAttrClr == 0 {
