@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
@@ -96,13 +97,28 @@ var MountOptions = []string{
 	"unbindable",
 }
 
+var nsFiles = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
+	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
+	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+}
+
+// KernelHasNamespace reports whether the running kernel has namespace type t
+// (it shows in /proc/self/ns), so features names only what can work here.
+var KernelHasNamespace = func(t specs.LinuxNamespaceType) bool {
+	_, err := os.Stat("/proc/self/ns/" + nsFiles[t])
+	return err == nil
+}
+
 // Features returns the `features` document for this build. Lists are fresh
 // copies, so callers may modify the result.
 func Features() *features.Features {
 	no := func() *bool { b := false; return &b }
-	nsNames := make([]string, len(namespaceTypes))
-	for i, t := range namespaceTypes {
-		nsNames[i] = string(t)
+	nsNames := make([]string, 0, len(namespaceTypes))
+	for _, t := range namespaceTypes {
+		if KernelHasNamespace(t) {
+			nsNames = append(nsNames, string(t))
+		}
 	}
 	v1, v2 := CgroupV1Supported, CgroupV2Supported
 	return &features.Features{
