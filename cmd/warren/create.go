@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
@@ -16,7 +18,7 @@ import (
 
 var createFlags = []cli.Flag{
 	cli.StringFlag{Name: "bundle, b", Value: "", Usage: "path to the root of the bundle directory, defaults to the current directory"},
-	cli.StringFlag{Name: "console-socket", Value: "", Usage: "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"},
+	cli.StringFlag{Name: "console-socket", Value: "", Usage: "path to an AF_UNIX socket to receive the console's pseudoterminal master (accepted for compatibility; terminals are not supported yet, so it is unused)"},
 	cli.StringFlag{Name: "pid-file", Value: "", Usage: "specify the file to write the process id to"},
 	cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot root to jail process inside rootfs"},
 	cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container"},
@@ -68,7 +70,10 @@ func loadBundle(c *cli.Context) (string, *specs.Spec, error) {
 
 func createContainer(c *cli.Context, id string) (*runtime.Container, int, error) {
 	if c.GlobalBool("systemd-cgroup") {
-		return nil, 0, fmt.Errorf("--systemd-cgroup: systemd is not running on this host (PID 1 is not systemd): %w", errdefs.ErrNotSupported)
+		if _, err := os.Stat("/run/systemd/system"); err != nil {
+			return nil, 0, fmt.Errorf("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system): %w", errdefs.ErrNotSupported)
+		}
+		return nil, 0, fmt.Errorf("--systemd-cgroup: the systemd cgroup driver is not supported yet: %w", errdefs.ErrNotSupported)
 	}
 	if c.GlobalString("rootless") == "true" && os.Geteuid() != 0 {
 		return nil, 0, fmt.Errorf("--rootless: rootless containers are not supported yet: %w", errdefs.ErrNotSupported)
@@ -86,6 +91,16 @@ func createContainer(c *cli.Context, id string) (*runtime.Container, int, error)
 	if err != nil {
 		return nil, 0, err
 	}
+	preserve := c.Int("preserve-fds")
+	// Socket activation: fds passed to us with LISTEN_FDS go on to the
+	// container, which sees itself as their owner (runc does the same).
+	if v := os.Getenv("LISTEN_FDS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			preserve += n
+			s.Process.Env = append(s.Process.Env, "LISTEN_FDS="+v, "LISTEN_PID=1")
+		}
+	}
+	slog.Debug("creating container", "id", id, "bundle", bundle, "preserveFds", preserve)
 	return runtime.Create(runtime.CreateOpts{
 		Root:         rootDir(c),
 		ID:           id,
@@ -94,7 +109,7 @@ func createContainer(c *cli.Context, id string) (*runtime.Container, int, error)
 		PidFile:      absOrEmpty(c.String("pid-file")),
 		NoPivot:      c.Bool("no-pivot"),
 		NoNewKeyring: c.Bool("no-new-keyring"),
-		PreserveFDs:  c.Int("preserve-fds"),
+		PreserveFDs:  preserve,
 	})
 }
 

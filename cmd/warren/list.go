@@ -28,7 +28,7 @@ EXAMPLE 2:
 To list containers created using a non-default value for "--root":
        # warren --root value list`,
 	Flags: []cli.Flag{
-		cli.StringFlag{Name: "format, f", Value: "table", Usage: `select one of: table or json (default: "table")`},
+		cli.StringFlag{Name: "format, f", Value: "table", Usage: "select one of: table or json"},
 		cli.BoolFlag{Name: "quiet, q", Usage: "display only container IDs"},
 	},
 	Action: func(c *cli.Context) error {

@@ -40,8 +40,8 @@ func main() {
 		cli.StringFlag{Name: "log", Value: "", Usage: "set the log file to write warren logs to (default is stderr)"},
 		cli.StringFlag{Name: "log-format", Value: "text", Usage: "set the log format ('text' or 'json')"},
 		cli.StringFlag{Name: "root", Value: runtime.DefaultRoot, Usage: "root directory for storage of container state (this should be located in tmpfs)"},
-		cli.BoolFlag{Name: "systemd-cgroup", Usage: "enable systemd cgroup support (not available: systemd is not running on this host)"},
-		cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto')"},
+		cli.BoolFlag{Name: "systemd-cgroup", Usage: "use the systemd cgroup driver (not supported yet: create and run fail with a clear error)"},
+		cli.StringFlag{Name: "rootless", Value: "auto", Usage: "rootless mode ('true', 'false', or 'auto'); rootless containers are not supported yet"},
 		cli.StringFlag{Name: "criu", Value: "criu", Usage: "accepted for compatibility; checkpoint/restore is not supported"},
 	}
 	app.Commands = []cli.Command{
@@ -63,6 +63,10 @@ func main() {
 	if errors.As(err, &ce) && ce.ExitCode() == 0 {
 		os.Exit(0)
 	}
+	if !loggingReady {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	slog.Error(err.Error())
 	if logToFile {
 		fmt.Fprintln(os.Stderr, err)
@@ -70,7 +74,7 @@ func main() {
 	os.Exit(1)
 }
 
-var logToFile bool
+var logToFile, loggingReady bool
 
 // setupLogging honours --log and --log-format as runc does: containerd and
 // podman read the JSON lines ({"level":"error","msg":...,"time":...}).
@@ -106,6 +110,7 @@ func setupLogging(c *cli.Context) error {
 	default:
 		return fmt.Errorf("--log-format: unknown format %q (want text or json)", c.GlobalString("log-format"))
 	}
+	loggingReady = true
 	switch c.GlobalString("rootless") {
 	case "auto", "true", "false":
 	default:

@@ -19,7 +19,7 @@ var psCommand = cli.Command{
 	Usage:     "ps displays the processes running inside a container",
 	ArgsUsage: `<container-id> [ps options]`,
 	Flags: []cli.Flag{
-		cli.StringFlag{Name: "format, f", Value: "table", Usage: `select one of: table or json (default: "table")`},
+		cli.StringFlag{Name: "format, f", Value: "table", Usage: "select one of: table or json"},
 	},
 	SkipArgReorder: true,
 	Action: func(c *cli.Context) error {

@@ -17,12 +17,14 @@ var specCommand = cli.Command{
 	Name:  "spec",
 	Usage: "create a new specification file",
 	Description: `The spec command creates the new specification file named "config.json" for
-the bundle, with the same defaults as runc's. Edit it (for example the args of
-the process, or "terminal": false) before running a container.
+the bundle, with runc's defaults except the hostname ("warren") and an
+always-present cgroup namespace. The default has "terminal": true, which this
+version rejects: set it to false (and set the process args) before running.
 
 EXAMPLE:
   mkdir rootfs && tar -C rootfs -xf busybox.tar
   warren spec
+  sed -i 's/"terminal": true/"terminal": false/' config.json
   warren run mycontainer`,
 	Flags: []cli.Flag{
 		cli.StringFlag{Name: "bundle, b", Value: "", Usage: "path to the root of the bundle directory"},

@@ -1,6 +1,8 @@
 package cgroups
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -33,5 +35,32 @@ func TestDeviceRule(t *testing.T) {
 func TestUnescape(t *testing.T) {
 	if got := unescape(`/a\040b`); got != "/a b" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+func TestSetDevicesAllowsListedDevicesLast(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"devices.allow", "devices.deny"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &Manager{Paths: map[string]string{"devices": dir}}
+	rules := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	devs := []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
+	if err := m.SetDevices(rules, devs); err != nil {
+		t.Fatal(err)
+	}
+	// Each write replaces the fixture file's content: the last rule of
+	// each kind is what remains.
+	if b, _ := os.ReadFile(filepath.Join(dir, "devices.deny")); string(b) != "a" {
+		t.Errorf("devices.deny = %q, want the deny-all rule", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "devices.allow")); string(b) != "c 10:229 rwm" {
+		t.Errorf("devices.allow = %q, want the listed device allowed last", b)
+	}
+	// No v1 devices controller: nothing to do, no error.
+	if err := (&Manager{Paths: map[string]string{"": dir}}).SetDevices(rules, devs); err != nil {
+		t.Errorf("without devices controller: %v", err)
 	}
 }

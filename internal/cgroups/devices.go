@@ -51,12 +51,26 @@ func DeviceRule(r specs.LinuxDeviceCgroup) string {
 // SetDevices writes the device rules to the v1 devices controller. Without a
 // v1 devices hierarchy (cgroup v2) it does nothing: the v2 eBPF filter comes
 // with the cgroups work.
-func (m *Manager) SetDevices(rules []specs.LinuxDeviceCgroup) error {
+//
+// After the spec's rules come the devices the runtime creates in every
+// container and the devices the config lists in linux.devices: the spec says
+// those must be available in the container.
+func (m *Manager) SetDevices(rules []specs.LinuxDeviceCgroup, devices []specs.LinuxDevice) error {
 	dir := m.Paths["devices"]
 	if dir == "" || len(rules) == 0 {
 		return nil
 	}
 	all := append(append([]specs.LinuxDeviceCgroup{}, rules...), DefaultAllowedDevices...)
+	for _, d := range devices {
+		if d.Type == "p" {
+			continue
+		}
+		typ := d.Type
+		if typ == "u" {
+			typ = "c"
+		}
+		all = append(all, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
+	}
 	for _, r := range all {
 		file := "devices.deny"
 		if r.Allow {

@@ -248,7 +248,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		return 0, err
 	}
 	if s.Linux.Resources != nil {
-		if err := mgr.SetDevices(s.Linux.Resources.Devices); err != nil {
+		if err := mgr.SetDevices(s.Linux.Resources.Devices, s.Linux.Devices); err != nil {
 			return 0, err
 		}
 		if _, v1 := mgr.Paths["devices"]; !v1 && len(s.Linux.Resources.Devices) > 0 {
@@ -321,6 +321,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	st.Pid = initPid
 	st.InitStartTime = start
 	st.Status = Created
+	slog.Debug("container created", "id", o.ID, "pid", initPid, "cgroups", len(mgr.Paths))
 	if err := writeStateFile(c.dir, st); err != nil {
 		return 0, err
 	}

@@ -277,6 +277,11 @@ func (v *validator) namespaces(l *specs.Linux) error {
 		}
 		v.ns[n.Type] = nsEntry{index: i, path: n.Path}
 	}
+	// The rootfs is prepared with mounts and pivot_root: in the host's mount
+	// namespace that would rearrange the host's own mounts.
+	if _, ok := v.ns[specs.MountNamespace]; !ok {
+		return invalid("linux.namespaces", "a mount namespace is required (add {\"type\": \"mount\"})")
+	}
 	return nil
 }
 
@@ -484,11 +489,6 @@ func (v *validator) paths(l *specs.Linux) error {
 			if !filepath.IsAbs(p) {
 				return invalid(fmt.Sprintf("%s[%d]", list.field, i), "%q is not an absolute path", p)
 			}
-		}
-		// Masking needs mounts the host must not see (runc: "unable to
-		// restrict sys entries without a private MNT namespace").
-		if len(list.paths) > 0 && !v.hasNS(specs.MountNamespace) {
-			return invalid(list.field, `needs a mount namespace; add {"type": "mount"} to linux.namespaces`)
 		}
 	}
 	return nil

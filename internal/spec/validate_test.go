@@ -240,7 +240,7 @@ func TestValidateRejects(t *testing.T) {
 		{"bad rootfsPropagation", func(s *specs.Spec, _ string) { s.Linux.RootfsPropagation = "recursive" }, errdefs.ErrInvalid, "linux.rootfsPropagation"},
 		{"relative masked path", func(s *specs.Spec, _ string) { s.Linux.MaskedPaths[3] = "proc/keys" }, errdefs.ErrInvalid, "linux.maskedPaths[3]"},
 		{"relative readonly path", func(s *specs.Spec, _ string) { s.Linux.ReadonlyPaths[0] = "proc/bus" }, errdefs.ErrInvalid, "linux.readonlyPaths[0]"},
-		{"masked paths without mount ns", func(s *specs.Spec, _ string) { dropNS(s, specs.MountNamespace) }, errdefs.ErrInvalid, "linux.maskedPaths"},
+		{"no mount namespace", func(s *specs.Spec, _ string) { dropNS(s, specs.MountNamespace) }, errdefs.ErrInvalid, "mount namespace is required"},
 		{"unknown device type", func(s *specs.Spec, _ string) {
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/x", Type: "z", Major: 1, Minor: 3}}
 		}, errdefs.ErrInvalid, "linux.devices[0].type"},
