@@ -501,6 +501,11 @@ func (b *bundle) start(o execOpts, args ...string) *proc {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	cmd := exec.CommandContext(ctx, warrenBin, full...)
 	cmd.Dir = b.dir
+	// Socket activation variables would make warren pass extra fds
+	// (runc semantics); the fd tests need a known starting point.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
+		return strings.HasPrefix(e, "LISTEN_FDS=") || strings.HasPrefix(e, "LISTEN_PID=") || strings.HasPrefix(e, "LISTEN_FDNAMES=")
+	})
 	cmd.Stdin = o.stdin
 	cmd.ExtraFiles = o.extraFiles
 	// Files, not pipes: a created or detached container keeps warren's
@@ -915,6 +920,29 @@ func (b *bundle) assertNoLeftovers(id string) {
 	if len(leaked) > 0 {
 		t.Errorf("leftover: new host mounts under %s after container %s: %v", b.base, id, leaked)
 	}
+}
+
+// waitSignalHandled polls until pid has a handler for sig (SigCgt in
+// /proc/PID/status): a PID 1 drops signals it does not handle, so a test
+// must not send one before the handler is installed.
+func waitSignalHandled(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	var last string
+	waitFor(t, fmt.Sprintf("pid %d to handle signal %d", pid, sig), func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+				last = l
+				m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				return err == nil && m&(1<<(uint(sig)-1)) != 0
+			}
+		}
+		return false
+	}, func() string { return "last: " + last })
 }
 
 // assertGone checks that a known pid no longer runs (allowing for the

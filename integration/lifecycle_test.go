@@ -54,6 +54,7 @@ func TestRunExitStatus(t *testing.T) {
 		b.track(id)
 		p := b.start(execOpts{}, "run", "--bundle", b.dir, id)
 		b.waitStatus(id, "running")
+		waitSignalHandled(t, b.statePid(id), syscall.SIGTERM)
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}

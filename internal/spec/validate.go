@@ -275,6 +275,13 @@ func (v *validator) namespaces(l *specs.Linux) error {
 		if n.Path != "" && !filepath.IsAbs(n.Path) {
 			return invalid(field+".path", "%q is not an absolute path", n.Path)
 		}
+		if n.Path != "" {
+			// Only a missing file is certain here; other errors (EACCES
+			// on another process's /proc/PID/ns) are the runtime's to report.
+			if _, err := os.Stat(n.Path); errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%s.path: namespace file %s does not exist: %w", field, n.Path, errdefs.ErrNotFound)
+			}
+		}
 		v.ns[n.Type] = nsEntry{index: i, path: n.Path}
 	}
 	// The rootfs is prepared with mounts and pivot_root: in the host's mount
