@@ -172,20 +172,34 @@ func New(cgroupsPath, id string) (*Manager, error) {
 }
 
 // Apply creates every directory and moves pid in.
+// The hierarchies are independent and each mkdir is slow on v1 (the
+// kernel synchronises on the hierarchy), so they are done in parallel.
 func (m *Manager) Apply(pid int) error {
 	p := []byte(strconv.Itoa(pid))
+	errs := make(chan error, len(m.Paths))
 	for key, dir := range m.Paths {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		go func() { errs <- apply(key, dir, p) }()
+	}
+	var first error
+	for range m.Paths {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
-		if key == "cpuset" || strings.Contains(key, "cpuset") {
-			if err := inheritCpuset(dir); err != nil {
-				return err
-			}
+	}
+	return first
+}
+
+func apply(key, dir string, pid []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", dir, err)
+	}
+	if strings.Contains(key, "cpuset") {
+		if err := inheritCpuset(dir); err != nil {
+			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), p, 0); err != nil {
-			return fmt.Errorf("move pid %d into cgroup %s: %w", pid, dir, err)
-		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0); err != nil {
+		return fmt.Errorf("move pid %s into cgroup %s: %w", pid, dir, err)
 	}
 	return nil
 }

@@ -223,16 +223,23 @@ func (c *Container) Delete(force bool) error {
 
 // destroy kills whatever is left, waits for it, removes cgroups and state.
 func (c *Container) destroy() error {
-	if m := c.cgroup(); m != nil {
-		_ = m.Signal(unix.SIGKILL)
+	m := c.cgroup()
+	var left []int
+	if m != nil {
+		left, _ = m.Pids()
+		if len(left) > 0 {
+			_ = m.Signal(unix.SIGKILL)
+		}
 	}
 	if c.state.initAlive() {
 		_ = c.signalInit(unix.SIGKILL)
 		waitGone(c.state.Pid, c.state.InitStartTime)
 	}
 	var errs []error
-	if m := c.cgroup(); m != nil {
-		waitCgroupEmpty(m)
+	if m != nil {
+		if len(left) > 0 {
+			waitCgroupEmpty(m)
+		}
 		if err := m.Destroy(); err != nil {
 			errs = append(errs, err)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -65,14 +64,18 @@ type State struct {
 	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
 }
 
-var idRegexp = regexp.MustCompile(`^[\w+\-.]+$`)
-
-// ValidateID rejects ids that are not safe as a directory name.
+// ValidateID rejects ids that are not safe as a directory name: the same
+// set runc accepts, letters, digits, '_', '+', '-' and '.' (not "." or "..").
 func ValidateID(id string) error {
 	if id == "" {
 		return fmt.Errorf("container id cannot be empty: %w", errdefs.ErrInvalid)
 	}
-	if !idRegexp.MatchString(id) || id == "." || id == ".." || len(id) > 1024 {
+	ok := id != "." && id != ".." && len(id) <= 1024
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '+' || c == '-' || c == '.'
+	}
+	if !ok {
 		return fmt.Errorf("invalid container id format: %q: %w", id, errdefs.ErrInvalid)
 	}
 	return nil
