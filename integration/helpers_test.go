@@ -981,12 +981,13 @@ type report struct {
 	OOMScoreAdj int            `json:"oomScoreAdj"`
 	Cgroup      string         `json:"cgroup"`
 	Mounts      []struct {
-		Mountpoint   string `json:"mountpoint"`
-		Root         string `json:"root"`
-		Options      string `json:"options"`
-		FSType       string `json:"fstype"`
-		Source       string `json:"source"`
-		SuperOptions string `json:"superOptions"`
+		Mountpoint   string   `json:"mountpoint"`
+		Root         string   `json:"root"`
+		Options      string   `json:"options"`
+		FSType       string   `json:"fstype"`
+		Source       string   `json:"source"`
+		SuperOptions string   `json:"superOptions"`
+		Optional     []string `json:"optional"`
 	} `json:"mounts"`
 	Interfaces []struct {
 		Name string `json:"name"`
@@ -997,12 +998,13 @@ type report struct {
 
 // mountAt returns the last (topmost) mount at mountpoint p, or nil.
 func (r *report) mountAt(p string) *struct {
-	Mountpoint   string `json:"mountpoint"`
-	Root         string `json:"root"`
-	Options      string `json:"options"`
-	FSType       string `json:"fstype"`
-	Source       string `json:"source"`
-	SuperOptions string `json:"superOptions"`
+	Mountpoint   string   `json:"mountpoint"`
+	Root         string   `json:"root"`
+	Options      string   `json:"options"`
+	FSType       string   `json:"fstype"`
+	Source       string   `json:"source"`
+	SuperOptions string   `json:"superOptions"`
+	Optional     []string `json:"optional"`
 } {
 	for i := len(r.Mounts) - 1; i >= 0; i-- {
 		if r.Mounts[i].Mountpoint == p {

@@ -332,3 +332,33 @@ func TestSysctl(t *testing.T) {
 		t.Errorf("host kernel.shmmax changed from %q to %q", hostShmmax, got)
 	}
 }
+
+// The root's propagation inside the container follows
+// linux.rootfsPropagation, and a shared root still pivots (its parent mount
+// is made private first) without leaving mounts on the host.
+func TestRootfsPropagation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		prop   string
+		shared bool
+	}{{"rshared", true}, {"rprivate", false}, {"", false}} {
+		t.Run("prop="+tc.prop, func(t *testing.T) {
+			b := newBundle(t)
+			b.spec.Linux.RootfsPropagation = tc.prop
+			r := b.report()
+			m := r.mountAt("/")
+			if m == nil {
+				t.Fatal("no mount at / inside the container")
+			}
+			shared := false
+			for _, o := range m.Optional {
+				if strings.HasPrefix(o, "shared:") {
+					shared = true
+				}
+			}
+			if shared != tc.shared {
+				t.Errorf("rootfsPropagation %q: / optional fields %v, want shared=%v", tc.prop, m.Optional, tc.shared)
+			}
+		})
+	}
+}

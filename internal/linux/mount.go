@@ -192,3 +192,22 @@ func IsMountRoot(f *os.File) bool {
 	}
 	return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }
+
+// MountPointOf returns the mount point of the mount that path is on, by
+// walking up until a directory is the root of a mount.
+func MountPointOf(path string) (string, error) {
+	p := filepath.Clean(path)
+	for {
+		var st unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, unix.STATX_BASIC_STATS, &st); err != nil {
+			return "", fmt.Errorf("statx %s: %w", p, err)
+		}
+		if st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			return "", fmt.Errorf("statx %s: kernel does not report mount roots", p)
+		}
+		if st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 || p == "/" {
+			return p, nil
+		}
+		p = filepath.Dir(p)
+	}
+}

@@ -29,6 +29,19 @@ func setupRootfs(cfg *initConfig) error {
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("linux.rootfsPropagation: make / %s: %w", s.Linux.RootfsPropagation, err)
 	}
+	// pivot_root refuses a new root whose parent mount is shared, and with
+	// rootfsPropagation (r)shared our bind of the rootfs would propagate out
+	// of the container: make the mount holding the rootfs private (runc
+	// does the same).
+	if prop&unix.MS_SHARED != 0 {
+		parent, err := linux.MountPointOf(cfg.Rootfs)
+		if err != nil {
+			return fmt.Errorf("root.path: %w", err)
+		}
+		if err := unix.Mount("", parent, "", unix.MS_PRIVATE, ""); err != nil {
+			return fmt.Errorf("root.path: make %s (the mount holding the rootfs) private: %w", parent, err)
+		}
+	}
 	// pivot_root needs the new root to be a mount point.
 	rootDir, err := os.OpenFile(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
