@@ -112,9 +112,13 @@ func initContainer(sock *os.File) error {
 		}
 	}
 	proc.Close()
-	for _, rl := range p.Rlimits {
-		if err := linux.SetRlimit(rl.Type, rl.Soft, rl.Hard); err != nil {
-			return fmt.Errorf("process.rlimits: %w", err)
+	for i, rl := range p.Rlimits {
+		res, ok := spec.RlimitResource(rl.Type)
+		if !ok {
+			return fmt.Errorf("process.rlimits[%d].type: unknown rlimit %q", i, rl.Type)
+		}
+		if err := linux.SetRlimit(rl.Type, res, rl.Soft, rl.Hard); err != nil {
+			return fmt.Errorf("process.rlimits[%d]: %w", i, err)
 		}
 	}
 	if !cfg.NoNewKeyring {
