@@ -97,10 +97,22 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
-	testinitBin = filepath.Join(dir, "testinit")
-	if err := goBuild(testinitBin, "github.com/warren-runtime/warren/tests/testinit", true); err != nil {
-		fmt.Fprintln(os.Stderr, "integration: building testinit:", err)
-		return 1
+	// WARREN_TESTINIT names a prebuilt static testinit (the cgroup v2 VM
+	// has no Go toolchain).
+	if p := os.Getenv("WARREN_TESTINIT"); p != "" {
+		if testinitBin, err = filepath.Abs(p); err == nil {
+			_, err = os.Stat(testinitBin)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "integration: WARREN_TESTINIT=%s: %v\n", p, err)
+			return 1
+		}
+	} else {
+		testinitBin = filepath.Join(dir, "testinit")
+		if err := goBuild(testinitBin, "github.com/warren-runtime/warren/tests/testinit", true); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: building testinit:", err)
+			return 1
+		}
 	}
 
 	specDir := filepath.Join(dir, "spec")
