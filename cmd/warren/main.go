@@ -45,8 +45,9 @@ func main() {
 		cli.StringFlag{Name: "criu", Value: "criu", Usage: "accepted for compatibility; checkpoint/restore is not supported"},
 	}
 	app.Commands = []cli.Command{
-		createCommand, deleteCommand, featuresCommand, killCommand, listCommand, psCommand,
-		runCommand, specCommand, startCommand, stateCommand,
+		createCommand, deleteCommand, eventsCommand, featuresCommand, killCommand, listCommand,
+		pauseCommand, psCommand, resumeCommand, runCommand, specCommand, startCommand, stateCommand,
+		updateCommand,
 	}
 	app.Before = setupLogging
 	app.ExitErrHandler = func(*cli.Context, error) {}

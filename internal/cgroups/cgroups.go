@@ -13,11 +13,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/warren-runtime/warren/internal/errdefs"
 )
 
 // Hierarchy is one mounted cgroup hierarchy.
@@ -130,15 +133,44 @@ type Manager struct {
 	Paths map[string]string
 }
 
+// Unified reports whether the container lives in a cgroup v2-only host:
+// one hierarchy, cgroup2, holding every controller.
+func (m *Manager) Unified() bool {
+	_, ok := m.Paths[""]
+	return ok && len(m.Paths) == 1
+}
+
+// dir returns the directory that holds controller ctrl ("memory", "cpu",
+// ...), or "" when no mounted hierarchy has it. On v2 every controller
+// lives in the one directory (whether it is enabled is checked on write).
+func (m *Manager) dir(ctrl string) string {
+	if m.Unified() {
+		return m.Paths[""]
+	}
+	for key, d := range m.Paths {
+		if key == "" {
+			continue
+		}
+		for _, c := range strings.Split(key, ",") {
+			if c == ctrl {
+				return d
+			}
+		}
+	}
+	return ""
+}
+
 // New computes the container's cgroup directories for cgroupsPath (absolute,
 // or relative to warren's own cgroup in each hierarchy, as runc does; empty
-// means the container id, relative).
+// means the container id, relative). On a v2-only host a relative path is
+// taken from the parent of warren's own cgroup: warren's cgroup holds
+// processes, so no controller could be enabled below it.
 func New(cgroupsPath, id string) (*Manager, error) {
 	if cgroupsPath == "" {
 		cgroupsPath = id
 	}
 	if strings.Contains(cgroupsPath, ":") && !strings.HasPrefix(cgroupsPath, "/") {
-		return nil, fmt.Errorf("linux.cgroupsPath %q: the slice:prefix:name form needs --systemd-cgroup, and systemd is not available here", cgroupsPath)
+		return nil, fmt.Errorf("linux.cgroupsPath %q: the slice:prefix:name form needs --systemd-cgroup, and systemd is not available here: %w", cgroupsPath, errdefs.ErrNotSupported)
 	}
 	clean := filepath.Clean("/" + cgroupsPath)
 	hs, err := Hierarchies()
@@ -151,11 +183,16 @@ func New(cgroupsPath, id string) (*Manager, error) {
 			return nil, fmt.Errorf("read own cgroup: %w", err)
 		}
 	}
+	unified := len(hs) == 1 && hs[0].V2
 	m := &Manager{Paths: map[string]string{}}
 	for _, h := range hs {
 		p := clean
 		if own != nil {
-			p = filepath.Join(own[h.Key], cgroupsPath)
+			base := own[h.Key]
+			if unified {
+				base = filepath.Dir(base)
+			}
+			p = filepath.Join(base, cgroupsPath)
 		}
 		// The mount shows the hierarchy from h.Root down (e.g. inside a
 		// cgroup namespace); paths are relative to that.
@@ -171,14 +208,17 @@ func New(cgroupsPath, id string) (*Manager, error) {
 	return m, nil
 }
 
-// Apply creates every directory and moves pid in.
-// The hierarchies are independent and each mkdir is slow on v1 (the
-// kernel synchronises on the hierarchy), so they are done in parallel.
-func (m *Manager) Apply(pid int) error {
-	p := []byte(strconv.Itoa(pid))
+// Create makes the container's cgroup directories without moving anything
+// in; on v2 it first enables every available controller on the way down.
+// The v1 hierarchies are independent and each mkdir is slow (the kernel
+// synchronises on the hierarchy), so they are done in parallel.
+func (m *Manager) Create() error {
+	if m.Unified() {
+		return createV2(m.Paths[""])
+	}
 	errs := make(chan error, len(m.Paths))
 	for key, dir := range m.Paths {
-		go func() { errs <- apply(key, dir, p) }()
+		go func() { errs <- createV1(key, dir) }()
 	}
 	var first error
 	for range m.Paths {
@@ -189,19 +229,100 @@ func (m *Manager) Apply(pid int) error {
 	return first
 }
 
-func apply(key, dir string, pid []byte) error {
+func createV1(key, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", dir, err)
 	}
 	if strings.Contains(key, "cpuset") {
-		if err := inheritCpuset(dir); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0); err != nil {
-		return fmt.Errorf("move pid %s into cgroup %s: %w", pid, dir, err)
+		return inheritCpuset(dir)
 	}
 	return nil
+}
+
+// createV2 creates dir, enabling in each ancestor's cgroup.subtree_control
+// the controllers it has, so that the container's cgroup gets them all.
+func createV2(dir string) error {
+	mnt, err := v2MountPoint(dir)
+	if err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(mnt, dir)
+	cur := mnt
+	for _, part := range strings.Split(rel, "/") {
+		if part == "" || part == "." {
+			continue
+		}
+		if err := enableControllers(cur); err != nil {
+			return err
+		}
+		cur = filepath.Join(cur, part)
+		if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", cur, err)
+		}
+	}
+	return nil
+}
+
+func enableControllers(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return fmt.Errorf("read controllers of %s: %w", dir, err)
+	}
+	have, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	enabled := strings.Fields(string(have))
+	var add []string
+	for _, c := range strings.Fields(string(b)) {
+		if !slices.Contains(enabled, c) {
+			add = append(add, "+"+c)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(add, " ")), 0); err != nil {
+		// A cgroup with processes of its own cannot delegate controllers
+		// (the "no internal processes" rule); say so plainly.
+		return fmt.Errorf("enable controllers %s in %s: %w (a cgroup v2 parent must not hold processes itself; use an absolute linux.cgroupsPath)", strings.Join(add, " "), dir, err)
+	}
+	return nil
+}
+
+// v2MountPoint returns the cgroup2 mount point that dir lies under.
+func v2MountPoint(dir string) (string, error) {
+	hs, err := Hierarchies()
+	if err != nil {
+		return "", err
+	}
+	for _, h := range hs {
+		if h.V2 && (dir == h.Mountpoint || strings.HasPrefix(dir, h.Mountpoint+"/")) {
+			return h.Mountpoint, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not under a cgroup2 mount", dir)
+}
+
+// Apply creates the cgroup and moves pid in.
+func (m *Manager) Apply(pid int) error {
+	if err := m.Create(); err != nil {
+		return err
+	}
+	return m.AddPid(pid)
+}
+
+// AddPid moves pid into every directory of an existing cgroup.
+func (m *Manager) AddPid(pid int) error {
+	p := []byte(strconv.Itoa(pid))
+	for _, dir := range m.Paths {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), p, 0); err != nil {
+			return fmt.Errorf("move pid %d into cgroup %s: %w", pid, dir, err)
+		}
+	}
+	return nil
+}
+
+// OpenV2 opens the container's cgroup2 directory, for CLONE_INTO_CGROUP.
+func (m *Manager) OpenV2() (*os.File, error) {
+	return os.OpenFile(m.Paths[""], os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 }
 
 // inheritCpuset fills an empty v1 cpuset (which refuses tasks) from its parents.
@@ -262,19 +383,23 @@ func (m *Manager) Pids() ([]int, error) {
 // Signal sends sig to every process in the cgroup. With the v1 freezer the
 // group is frozen first so no process can fork away from the signal.
 func (m *Manager) Signal(sig unix.Signal) error {
-	freezer := m.Paths["freezer"]
-	frozen := false
-	if freezer != "" && sig == unix.SIGKILL {
-		if os.WriteFile(filepath.Join(freezer, "freezer.state"), []byte("FROZEN"), 0) == nil {
-			frozen = true
+	if sig == unix.SIGKILL && m.Unified() {
+		// cgroup.kill (5.14+) kills every member atomically.
+		if os.WriteFile(filepath.Join(m.Paths[""], "cgroup.kill"), []byte("1"), 0) == nil {
+			return nil
 		}
+	}
+	wasFrozen := m.FreezerState() == Frozen
+	if sig == unix.SIGKILL && !wasFrozen {
+		_ = m.Freeze()
 	}
 	pids, err := m.Pids()
 	for _, p := range pids {
 		_ = unix.Kill(p, sig)
 	}
-	if frozen {
-		_ = os.WriteFile(filepath.Join(freezer, "freezer.state"), []byte("THAWED"), 0)
+	if sig == unix.SIGKILL {
+		// A frozen task cannot die: thaw so SIGKILL takes effect.
+		_ = m.Thaw()
 	}
 	return err
 }

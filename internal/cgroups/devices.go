@@ -48,16 +48,12 @@ func DeviceRule(r specs.LinuxDeviceCgroup) string {
 	return fmt.Sprintf("%s %s:%s %s", typ, num(r.Major), num(r.Minor), access)
 }
 
-// SetDevices writes the device rules to the v1 devices controller. Without a
-// v1 devices hierarchy (cgroup v2) it does nothing: the v2 eBPF filter comes
-// with the cgroups work.
-//
-// After the spec's rules come the devices the runtime creates in every
-// container and the devices the config lists in linux.devices: the spec says
-// those must be available in the container.
-func (m *Manager) SetDevices(rules []specs.LinuxDeviceCgroup, devices []specs.LinuxDevice) error {
-	dir := m.Paths["devices"]
-	if dir == "" || len(rules) == 0 {
+// DeviceRules is the full rule list for a container: the spec's rules,
+// then the devices the runtime creates in every container, then the
+// config's linux.devices (the spec says those must be available in the
+// container), as runc does. No rules at all means no device restriction.
+func DeviceRules(rules []specs.LinuxDeviceCgroup, devices []specs.LinuxDevice) []specs.LinuxDeviceCgroup {
+	if len(rules) == 0 {
 		return nil
 	}
 	all := append(append([]specs.LinuxDeviceCgroup{}, rules...), DefaultAllowedDevices...)
@@ -71,7 +67,17 @@ func (m *Manager) SetDevices(rules []specs.LinuxDeviceCgroup, devices []specs.Li
 		}
 		all = append(all, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
 	}
-	for _, r := range all {
+	return all
+}
+
+// SetDevices writes the device rules to the v1 devices controller. Without a
+// v1 devices hierarchy it does nothing: on v2 Set uses SetDevicesV2.
+func (m *Manager) SetDevices(rules []specs.LinuxDeviceCgroup, devices []specs.LinuxDevice) error {
+	dir := m.Paths["devices"]
+	if dir == "" {
+		return nil
+	}
+	for _, r := range DeviceRules(rules, devices) {
 		file := "devices.deny"
 		if r.Allow {
 			file = "devices.allow"

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -177,6 +178,8 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		return 0, err
 	}
 	st.CgroupPaths = mgr.Paths
+	st.Resources = s.Linux.Resources
+	st.Devices = s.Linux.Devices
 	if err := writeStateFile(c.dir, st); err != nil {
 		return 0, err
 	}
@@ -215,6 +218,18 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	extra = append(extra, child, fifoFile, exe)
 	exeFd := 3 + len(extra) - 1
 
+	// On cgroup v2 the init is born in its cgroup (clone3
+	// CLONE_INTO_CGROUP); on v1 it is moved in right after it starts.
+	var cgFile *os.File
+	if mgr.Unified() {
+		if err := mgr.Create(); err != nil {
+			return 0, err
+		}
+		if cgFile, err = mgr.OpenV2(); err != nil {
+			return 0, fmt.Errorf("open cgroup %s: %w", mgr.Paths[""], err)
+		}
+		defer cgFile.Close()
+	}
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
 		Args:       []string{"warren", "init"},
@@ -223,6 +238,9 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		Stdout:     orStd(o.Stdout, os.Stdout),
 		Stderr:     orStd(o.Stderr, os.Stderr),
 		ExtraFiles: extra,
+	}
+	if cgFile != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgFile.Fd())}
 	}
 	if err := cmd.Start(); err != nil {
 		child.Close()
@@ -242,18 +260,16 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		}
 	}()
 
-	// Into the cgroup before any namespace is created: a new cgroup
-	// namespace is rooted at the cgroup its creator is in.
-	if err := mgr.Apply(stage0); err != nil {
-		return 0, err
-	}
-	if s.Linux.Resources != nil {
-		if err := mgr.SetDevices(s.Linux.Resources.Devices, s.Linux.Devices); err != nil {
+	// Into the cgroup, with its limits, before any namespace is created
+	// and before any user code runs: a new cgroup namespace is rooted at
+	// the cgroup its creator is in.
+	if cgFile == nil {
+		if err := mgr.Apply(stage0); err != nil {
 			return 0, err
 		}
-		if _, v1 := mgr.Paths["devices"]; !v1 && len(s.Linux.Resources.Devices) > 0 {
-			slog.Warn("linux.resources.devices: not enforced: this host has no v1 devices controller and the cgroup v2 device filter is not supported yet", "id", o.ID)
-		}
+	}
+	if err := mgr.Set(s.Linux.Resources, s.Linux.Devices); err != nil {
+		return 0, err
 	}
 
 	clone, joins := namespacePlan(s)

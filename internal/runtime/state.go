@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/warren-runtime/warren/internal/cgroups"
 	"github.com/warren-runtime/warren/internal/errdefs"
 )
 
@@ -38,9 +39,9 @@ const (
 // the exec fifo by refresh.
 var transitions = map[specs.ContainerState]map[string]bool{
 	Creating: {"delete": true},
-	Created:  {"start": true, "kill": true, "delete": true},
-	Running:  {"kill": true, "delete-force": true},
-	Paused:   {"kill": true, "delete-force": true},
+	Created:  {"start": true, "kill": true, "delete": true, "update": true},
+	Running:  {"kill": true, "delete-force": true, "pause": true, "update": true},
+	Paused:   {"kill": true, "delete-force": true, "resume": true, "update": true},
 	Stopped:  {"delete": true},
 }
 
@@ -62,6 +63,10 @@ type State struct {
 	// that reused its pid.
 	InitStartTime uint64            `json:"initStartTime,omitempty"`
 	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
+	// Resources are the limits in force (config.json's, then `update`s);
+	// Devices the config's linux.devices, which the device rules allow.
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	Devices   []specs.LinuxDevice   `json:"devices,omitempty"`
 }
 
 // ValidateID rejects ids that are not safe as a directory name: the same
@@ -159,12 +164,11 @@ func refresh(dir string, st *State) {
 }
 
 func isFrozen(st *State) bool {
-	dir := st.CgroupPaths["freezer"]
-	if dir == "" {
+	if len(st.CgroupPaths) == 0 {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "freezer.state"))
-	return err == nil && strings.TrimSpace(string(b)) == "FROZEN"
+	m := cgroups.Manager{Paths: st.CgroupPaths}
+	return m.FreezerState() == cgroups.Frozen
 }
 
 func fileExists(p string) bool {

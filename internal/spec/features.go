@@ -17,15 +17,14 @@ var (
 	Version = "0.1.0-dev"
 
 	// CgroupV1Supported and CgroupV2Supported report whether the cgroup
-	// manager for that hierarchy is compiled in. Today it places containers
-	// in their cgroups (v1, hybrid and v2) and enforces device rules on v1;
-	// resource limits are listed in Unsupported.
+	// manager for that hierarchy is compiled in (placement, resource limits,
+	// device rules, freezer, statistics).
 	CgroupV1Supported = true
 	CgroupV2Supported = true
 
 	// Unsupported is the comma-separated list of spec areas this build
 	// rejects, reported as the "io.github.warren.unsupported" annotation.
-	Unsupported = "hooks,seccomp,cgroup-resources,terminal,exec"
+	Unsupported = "hooks,seccomp,terminal,exec"
 )
 
 // Annotation keys in the features document.

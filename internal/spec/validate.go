@@ -543,21 +543,57 @@ func (v *validator) resources(l *specs.Linux) error {
 			}
 		}
 	}
-	for _, f := range []struct {
-		field string
-		value any
-	}{
-		{"memory", r.Memory},
-		{"cpu", r.CPU},
-		{"pids", r.Pids},
-		{"blockIO", r.BlockIO},
-		{"hugepageLimits", r.HugepageLimits},
-		{"network", r.Network},
-		{"rdma", r.Rdma},
-		{"unified", r.Unified},
-	} {
-		if isSet(f.value) {
-			return unsupported("linux.resources."+f.field, "cgroup resource limits are not supported yet")
+	if len(r.Rdma) > 0 {
+		return unsupported("linux.resources.rdma", "the rdma controller is not supported")
+	}
+	if b := r.BlockIO; b != nil {
+		for _, w := range []struct {
+			field string
+			v     *uint16
+		}{{"weight", b.Weight}, {"leafWeight", b.LeafWeight}} {
+			if w.v != nil && *w.v != 0 && (*w.v < 10 || *w.v > 1000) {
+				return invalid("linux.resources.blockIO."+w.field, "%d is outside 10..1000", *w.v)
+			}
+		}
+		for i, d := range b.WeightDevice {
+			if d.Weight != nil && (*d.Weight < 10 || *d.Weight > 1000) {
+				return invalid(fmt.Sprintf("linux.resources.blockIO.weightDevice[%d].weight", i), "%d is outside 10..1000", *d.Weight)
+			}
+		}
+	}
+	if c := r.CPU; c != nil {
+		if c.Shares != nil && *c.Shares != 0 && *c.Shares < 2 {
+			return invalid("linux.resources.cpu.shares", "%d is below the minimum of 2", *c.Shares)
+		}
+		if c.Period != nil && *c.Period != 0 && (*c.Period < 1000 || *c.Period > 1000000) {
+			return invalid("linux.resources.cpu.period", "%d is outside 1000..1000000 microseconds", *c.Period)
+		}
+		if c.Quota != nil && *c.Quota > 0 && *c.Quota < 1000 {
+			return invalid("linux.resources.cpu.quota", "%d is below the minimum of 1000 microseconds", *c.Quota)
+		}
+		if c.Idle != nil && *c.Idle != 0 && *c.Idle != 1 {
+			return invalid("linux.resources.cpu.idle", "%d: want 0 or 1", *c.Idle)
+		}
+	}
+	if m := r.Memory; m != nil {
+		for _, f := range []struct {
+			field string
+			v     *int64
+		}{{"limit", m.Limit}, {"reservation", m.Reservation}, {"swap", m.Swap}} {
+			if f.v != nil && *f.v < -1 {
+				return invalid("linux.resources.memory."+f.field, "%d: want a byte count, or -1 for no limit", *f.v)
+			}
+		}
+		if m.Swap != nil && m.Limit != nil && *m.Swap > 0 && *m.Limit > 0 && *m.Swap < *m.Limit {
+			return invalid("linux.resources.memory.swap", "%d is below memory.limit %d (swap is the memory+swap total)", *m.Swap, *m.Limit)
+		}
+		if m.Swappiness != nil && *m.Swappiness > 100 {
+			return invalid("linux.resources.memory.swappiness", "%d is above 100", *m.Swappiness)
+		}
+	}
+	for i, h := range r.HugepageLimits {
+		if h.Pagesize == "" || strings.ContainsAny(h.Pagesize, "/.") {
+			return invalid(fmt.Sprintf("linux.resources.hugepageLimits[%d].pageSize", i), "%q is not a page size such as 2MB", h.Pagesize)
 		}
 	}
 	return nil

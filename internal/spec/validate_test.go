@@ -298,26 +298,23 @@ func TestValidateRejects(t *testing.T) {
 		{"device rule bad access", func(s *specs.Spec, _ string) {
 			s.Linux.Resources.Devices[0].Access = "rwx"
 		}, errdefs.ErrInvalid, "linux.resources.devices[0].access"},
-		{"memory limit", func(s *specs.Spec, _ string) {
-			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(1 << 30)}
-		}, errdefs.ErrNotSupported, "linux.resources.memory: cgroup resource limits are not supported yet"},
-		{"cpu", func(s *specs.Spec, _ string) { s.Linux.Resources.CPU = &specs.LinuxCPU{Cpus: "0-1"} }, errdefs.ErrNotSupported, "linux.resources.cpu"},
-		{"pids", func(s *specs.Spec, _ string) { s.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(100)} }, errdefs.ErrNotSupported, "linux.resources.pids"},
-		{"blockIO", func(s *specs.Spec, _ string) {
-			s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: ptr(uint16(100))}
-		}, errdefs.ErrNotSupported, "linux.resources.blockIO"},
-		{"hugepageLimits", func(s *specs.Spec, _ string) {
-			s.Linux.Resources.HugepageLimits = []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1}}
-		}, errdefs.ErrNotSupported, "linux.resources.hugepageLimits"},
-		{"network", func(s *specs.Spec, _ string) {
-			s.Linux.Resources.Network = &specs.LinuxNetwork{ClassID: ptr(uint32(1))}
-		}, errdefs.ErrNotSupported, "linux.resources.network"},
+		{"memory swap below limit", func(s *specs.Spec, _ string) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(1 << 30), Swap: i64(1 << 20)}
+		}, errdefs.ErrInvalid, "linux.resources.memory.swap"},
+		{"memory limit below -1", func(s *specs.Spec, _ string) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(-5)}
+		}, errdefs.ErrInvalid, "linux.resources.memory.limit"},
+		{"cpu shares too small", func(s *specs.Spec, _ string) { s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: ptr(uint64(1))} }, errdefs.ErrInvalid, "linux.resources.cpu.shares"},
+		{"cpu period out of range", func(s *specs.Spec, _ string) { s.Linux.Resources.CPU = &specs.LinuxCPU{Period: ptr(uint64(10))} }, errdefs.ErrInvalid, "linux.resources.cpu.period"},
+		{"blockIO weight out of range", func(s *specs.Spec, _ string) {
+			s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: ptr(uint16(5))}
+		}, errdefs.ErrInvalid, "linux.resources.blockIO.weight"},
+		{"hugepage size malformed", func(s *specs.Spec, _ string) {
+			s.Linux.Resources.HugepageLimits = []specs.LinuxHugepageLimit{{Pagesize: "../2MB", Limit: 1}}
+		}, errdefs.ErrInvalid, "linux.resources.hugepageLimits[0].pageSize"},
 		{"rdma", func(s *specs.Spec, _ string) {
 			s.Linux.Resources.Rdma = map[string]specs.LinuxRdma{"mlx5_0": {HcaHandles: ptr(uint32(1))}}
 		}, errdefs.ErrNotSupported, "linux.resources.rdma"},
-		{"unified", func(s *specs.Spec, _ string) {
-			s.Linux.Resources.Unified = map[string]string{"memory.max": "1G"}
-		}, errdefs.ErrNotSupported, "linux.resources.unified"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -356,6 +353,13 @@ func TestValidateAccepts(t *testing.T) {
 			s.Root.Path = "link"
 		}},
 		{"older ociVersion", func(s *specs.Spec, _ string) { s.Version = "1.0.2-dev" }},
+		{"cgroup limits", func(s *specs.Spec, _ string) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(1 << 30), Swap: i64(-1)}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: ptr(uint64(512)), Quota: i64(50000), Period: ptr(uint64(100000)), Cpus: "0"}
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(100)}
+			s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: ptr(uint16(500))}
+			s.Linux.Resources.Unified = map[string]string{"memory.high": "1G"}
+		}},
 		{"newer minor ociVersion", func(s *specs.Spec, _ string) { s.Version = "1.9.0" }},
 		{"no capabilities", func(s *specs.Spec, _ string) { s.Process.Capabilities = nil }},
 		{"all capabilities", func(s *specs.Spec, _ string) {

@@ -80,15 +80,19 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"report": {"report", 0, cmdReport},
-		"exit":   {"exit N", 1, cmdExit},
-		"sleep":  {"sleep SECONDS", 1, cmdSleep},
-		"read":   {"read PATH", 1, cmdRead},
-		"write":  {"write PATH", 1, cmdWrite},
-		"stat":   {"stat PATH", 1, cmdStat},
-		"kill":   {"kill PID SIG", 2, cmdKill},
-		"mknod":  {"mknod PATH", 1, cmdMknod},
-		"echo":   {"echo ARGS...", -1, cmdEcho},
+		"report":   {"report", 0, cmdReport},
+		"exit":     {"exit N", 1, cmdExit},
+		"sleep":    {"sleep SECONDS", 1, cmdSleep},
+		"read":     {"read PATH", 1, cmdRead},
+		"write":    {"write PATH", 1, cmdWrite},
+		"stat":     {"stat PATH", 1, cmdStat},
+		"kill":     {"kill PID SIG", 2, cmdKill},
+		"mknod":    {"mknod PATH", 1, cmdMknod},
+		"echo":     {"echo ARGS...", -1, cmdEcho},
+		"mknoddev": {"mknoddev PATH MAJOR MINOR", 3, cmdMknodDev},
+		"open":     {"open PATH", 1, cmdOpen},
+		"alloc":    {"alloc MIB", 1, cmdAlloc},
+		"forks":    {"forks N", 1, cmdForks},
 	}
 }
 
