@@ -54,6 +54,9 @@ var (
 
 	hostMntNS string // readlink /proc/self/ns/mnt
 
+	// cgroupV2: the host is cgroup v2 only (a cgroup2 mount at /sys/fs/cgroup).
+	cgroupV2 bool
+
 	idCounter atomic.Int64
 )
 
@@ -136,6 +139,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
+	var sfs syscall.Statfs_t
+	cgroupV2 = syscall.Statfs("/sys/fs/cgroup", &sfs) == nil && sfs.Type == 0x63677270 // CGROUP2_SUPER_MAGIC
 	if ownCgroupDirs, err = findOwnCgroupDirs(); err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
@@ -339,6 +344,11 @@ func findOwnCgroupDirs() ([]string, error) {
 func containerCgroupDirs(id string) []string {
 	var out []string
 	for _, d := range ownCgroupDirs {
+		// On a cgroup v2-only host warren uses the parent of its own
+		// cgroup (its own holds processes, so it cannot delegate).
+		if cgroupV2 {
+			d = filepath.Dir(d)
+		}
 		out = append(out, filepath.Join(d, id))
 	}
 	return out

@@ -72,7 +72,13 @@ statistics once and exits.`,
 		if err != nil {
 			return err
 		}
-		ooms := ctr.OOMKillCount()
+		// Report kills from now on; from a container not yet started
+		// (nothing ran to be killed) report all, so none is lost to the
+		// race between `events` starting and `start`.
+		var ooms uint64
+		if ctr.State().Status != runtime.Created {
+			ooms = ctr.OOMKillCount()
+		}
 		ctr.Close()
 		statsTick := time.NewTicker(interval)
 		defer statsTick.Stop()
