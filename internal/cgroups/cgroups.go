@@ -279,7 +279,7 @@ func enableControllers(dir string) error {
 	if len(add) == 0 {
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(add, " ")), 0); err != nil {
+	if err := writeFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(add, " "))); err != nil {
 		// A cgroup with processes of its own cannot delegate controllers
 		// (the "no internal processes" rule); say so plainly.
 		return fmt.Errorf("enable controllers %s in %s: %w (a cgroup v2 parent must not hold processes itself; use an absolute linux.cgroupsPath)", strings.Join(add, " "), dir, err)
@@ -313,7 +313,7 @@ func (m *Manager) Apply(pid int) error {
 func (m *Manager) AddPid(pid int) error {
 	p := []byte(strconv.Itoa(pid))
 	for _, dir := range m.Paths {
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), p, 0); err != nil {
+		if err := writeFile(filepath.Join(dir, "cgroup.procs"), p); err != nil {
 			return fmt.Errorf("move pid %d into cgroup %s: %w", pid, dir, err)
 		}
 	}
@@ -339,7 +339,7 @@ func inheritCpuset(dir string) error {
 		if err != nil {
 			return fmt.Errorf("read %s of parent of %s: %w", f, dir, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, f), pb, 0); err != nil {
+		if err := writeFile(filepath.Join(dir, f), pb); err != nil {
 			return fmt.Errorf("set %s in %s: %w", f, dir, err)
 		}
 	}
@@ -385,7 +385,7 @@ func (m *Manager) Pids() ([]int, error) {
 func (m *Manager) Signal(sig unix.Signal) error {
 	if sig == unix.SIGKILL && m.Unified() {
 		// cgroup.kill (5.14+) kills every member atomically.
-		if os.WriteFile(filepath.Join(m.Paths[""], "cgroup.kill"), []byte("1"), 0) == nil {
+		if writeFile(filepath.Join(m.Paths[""], "cgroup.kill"), []byte("1")) == nil {
 			return nil
 		}
 	}
@@ -442,4 +442,18 @@ func removeTree(dir string) error {
 			delay *= 2
 		}
 	}
+}
+
+// writeFile writes an existing cgroup file. It never creates one: a missing
+// file means a controller that is absent or not enabled, and must say so.
+func writeFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

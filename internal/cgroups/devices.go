@@ -2,7 +2,6 @@ package cgroups
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -82,7 +81,7 @@ func (m *Manager) SetDevices(rules []specs.LinuxDeviceCgroup, devices []specs.Li
 		if r.Allow {
 			file = "devices.allow"
 		}
-		if err := os.WriteFile(filepath.Join(dir, file), []byte(DeviceRule(r)), 0); err != nil {
+		if err := writeFile(filepath.Join(dir, file), []byte(DeviceRule(r))); err != nil {
 			return fmt.Errorf("linux.resources.devices: write %q to %s: %w", DeviceRule(r), filepath.Join(dir, file), err)
 		}
 	}

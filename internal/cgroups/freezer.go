@@ -62,7 +62,7 @@ func (m *Manager) setFreezer(freeze bool) error {
 		if freeze {
 			v = "1"
 		}
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.freeze"), []byte(v), 0); err != nil {
+		if err := writeFile(filepath.Join(dir, "cgroup.freeze"), []byte(v)); err != nil {
 			return fmt.Errorf("write cgroup.freeze in %s: %w", dir, err)
 		}
 		// cgroup.events reports "frozen 1" once every task stopped.
@@ -86,7 +86,7 @@ func (m *Manager) setFreezer(freeze bool) error {
 	// v1 may stay FREEZING while a task is in an uninterruptible sleep:
 	// re-request until it settles.
 	return waitFor(func() (bool, error) {
-		if err := os.WriteFile(file, []byte(want), 0); err != nil {
+		if err := writeFile(file, []byte(want)); err != nil {
 			return false, fmt.Errorf("write %s: %w", file, err)
 		}
 		b, err := os.ReadFile(file)

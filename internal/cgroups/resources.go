@@ -61,7 +61,7 @@ func (w *writer) write(field, ctrl, file, value string) {
 		return
 	}
 	p := filepath.Join(dir, file)
-	if err := os.WriteFile(p, []byte(value), 0); err != nil {
+	if err := writeFile(p, []byte(value)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			err = fmt.Errorf("%s does not exist (controller %s not enabled for this cgroup, or not supported by this kernel)", p, ctrl)
 		}
