@@ -42,3 +42,12 @@ test-integration: warren
 
 clean:
 	rm -rf $(BIN) _build
+
+# The integration tests as root on a cgroup-v2-only kernel: Debian's kernel
+# in a qemu VM (TCG, no KVM needed), run once from the root cgroup and once
+# from a systemd-like nested one. See scripts/vm/README.md.
+.PHONY: test-vm
+test-vm: warren testinit
+	CGO_ENABLED=0 $(GO) test -c -o _build/vm/integration.test ./integration
+	./scripts/vm/run-tests.sh -w $(BIN)/warren -t $(BIN)/testinit \
+		-g /,/system.slice/warren-tests.service _build/vm/integration.test

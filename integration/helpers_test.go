@@ -346,7 +346,7 @@ func containerCgroupDirs(id string) []string {
 	for _, d := range ownCgroupDirs {
 		// On a cgroup v2-only host warren uses the parent of its own
 		// cgroup (its own holds processes, so it cannot delegate).
-		if cgroupV2 {
+		if cgroupV2 && d != "/sys/fs/cgroup" {
 			d = filepath.Dir(d)
 		}
 		out = append(out, filepath.Join(d, id))
@@ -942,29 +942,6 @@ func (b *bundle) assertNoLeftovers(id string) {
 	if len(leaked) > 0 {
 		t.Errorf("leftover: new host mounts under %s after container %s: %v", b.base, id, leaked)
 	}
-}
-
-// waitSignalHandled polls until pid has a handler for sig (SigCgt in
-// /proc/PID/status): a PID 1 drops signals it does not handle, so a test
-// must not send one before the handler is installed.
-func waitSignalHandled(t *testing.T, pid int, sig syscall.Signal) {
-	t.Helper()
-	var last string
-	waitFor(t, fmt.Sprintf("pid %d to handle signal %d", pid, sig), func() bool {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
-				last = l
-				m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-				return err == nil && m&(1<<(uint(sig)-1)) != 0
-			}
-		}
-		return false
-	}, func() string { return "last: " + last })
 }
 
 // assertGone checks that a known pid no longer runs (allowing for the

@@ -52,9 +52,13 @@ func TestRunExitStatus(t *testing.T) {
 		b.writeSpec()
 		id := newID(t)
 		b.track(id)
-		p := b.start(execOpts{}, "run", "--bundle", b.dir, id)
+		errPath := filepath.Join(b.tempDir("io"), "run.err")
+		p := b.start(execOpts{stderrPath: errPath}, "run", "--bundle", b.dir, id)
 		b.waitStatus(id, "running")
-		waitSignalHandled(t, b.statePid(id), syscall.SIGTERM)
+		waitFor(t, "the sleeper to handle SIGTERM", func() bool {
+			out, _ := os.ReadFile(errPath)
+			return strings.Contains(string(out), "sleep: ready")
+		}, func() string { out, _ := os.ReadFile(errPath); return "stderr: " + string(out) })
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}

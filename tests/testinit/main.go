@@ -193,6 +193,10 @@ func cmdSleep(args []string) int {
 	// the default, so handle the usual termination signals explicitly.
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	// Tests that signal the sleeper wait for this line: before Notify the
+	// Go runtime already shows SIGTERM as caught but would re-raise it
+	// with the default action, which the kernel drops for a pidns init.
+	fmt.Fprintln(os.Stderr, "sleep: ready")
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
