@@ -18,7 +18,7 @@ import (
 
 var createFlags = []cli.Flag{
 	cli.StringFlag{Name: "bundle, b", Value: "", Usage: "path to the root of the bundle directory, defaults to the current directory"},
-	cli.StringFlag{Name: "console-socket", Value: "", Usage: "path to an AF_UNIX socket to receive the console's pseudoterminal master (accepted for compatibility; terminals are not supported yet, so it is unused)"},
+	cli.StringFlag{Name: "console-socket", Value: "", Usage: "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"},
 	cli.StringFlag{Name: "pid-file", Value: "", Usage: "specify the file to write the process id to"},
 	cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot root to jail process inside rootfs"},
 	cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container"},
@@ -43,7 +43,10 @@ process.`,
 		if err != nil {
 			return err
 		}
-		_, _, err = createContainer(c, id)
+		_, _, cons, err := createContainer(c, id, true)
+		if cons != nil {
+			cons.close()
+		}
 		return err
 	},
 }
@@ -68,28 +71,31 @@ func loadBundle(c *cli.Context) (string, *specs.Spec, error) {
 	return abs, s, nil
 }
 
-func createContainer(c *cli.Context, id string) (*runtime.Container, int, error) {
+// createContainer creates the container; detach says whether no warren
+// process will stay to relay a terminal (create, run -d). The console setup
+// is returned for the caller to relay or close.
+func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container, int, *consoleSetup, error) {
 	if c.GlobalBool("systemd-cgroup") {
 		if _, err := os.Stat("/run/systemd/system"); err != nil {
-			return nil, 0, fmt.Errorf("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system): %w", errdefs.ErrNotSupported)
+			return nil, 0, nil, fmt.Errorf("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system): %w", errdefs.ErrNotSupported)
 		}
-		return nil, 0, fmt.Errorf("--systemd-cgroup: the systemd cgroup driver is not supported yet: %w", errdefs.ErrNotSupported)
+		return nil, 0, nil, fmt.Errorf("--systemd-cgroup: the systemd cgroup driver is not supported yet: %w", errdefs.ErrNotSupported)
 	}
 	if c.GlobalString("rootless") == "true" && os.Geteuid() != 0 {
-		return nil, 0, fmt.Errorf("--rootless: rootless containers are not supported yet: %w", errdefs.ErrNotSupported)
+		return nil, 0, nil, fmt.Errorf("--rootless: rootless containers are not supported yet: %w", errdefs.ErrNotSupported)
 	}
 	if os.Geteuid() != 0 {
-		return nil, 0, errors.New("warren must run as root (rootless containers are not supported yet)")
+		return nil, 0, nil, errors.New("warren must run as root (rootless containers are not supported yet)")
 	}
 	if err := runtime.ValidateID(id); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if n := c.Int("preserve-fds"); n < 0 {
-		return nil, 0, fmt.Errorf("--preserve-fds: must not be negative (got %d): %w", n, errdefs.ErrInvalid)
+		return nil, 0, nil, fmt.Errorf("--preserve-fds: must not be negative (got %d): %w", n, errdefs.ErrInvalid)
 	}
 	bundle, s, err := loadBundle(c)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	preserve := c.Int("preserve-fds")
 	// Socket activation: fds passed to us with LISTEN_FDS go on to the
@@ -101,16 +107,26 @@ func createContainer(c *cli.Context, id string) (*runtime.Container, int, error)
 		}
 	}
 	slog.Debug("creating container", "id", id, "bundle", bundle, "preserveFds", preserve)
-	return runtime.Create(runtime.CreateOpts{
-		Root:         rootDir(c),
-		ID:           id,
-		Bundle:       bundle,
-		Spec:         s,
-		PidFile:      absOrEmpty(c.String("pid-file")),
-		NoPivot:      c.Bool("no-pivot"),
-		NoNewKeyring: c.Bool("no-new-keyring"),
-		PreserveFDs:  preserve,
+	cons, err := newConsole(c.String("console-socket"), s.Process.Terminal, detach)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	ctr, pid, err := runtime.Create(runtime.CreateOpts{
+		ConsoleSocket: cons.send,
+		Root:          rootDir(c),
+		ID:            id,
+		Bundle:        bundle,
+		Spec:          s,
+		PidFile:       absOrEmpty(c.String("pid-file")),
+		NoPivot:       c.Bool("no-pivot"),
+		NoNewKeyring:  c.Bool("no-new-keyring"),
+		PreserveFDs:   preserve,
 	})
+	if err != nil {
+		cons.close()
+		return nil, 0, nil, err
+	}
+	return ctr, pid, cons, nil
 }
 
 func absOrEmpty(p string) string {

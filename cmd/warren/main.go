@@ -45,7 +45,7 @@ func main() {
 		cli.StringFlag{Name: "criu", Value: "criu", Usage: "accepted for compatibility; checkpoint/restore is not supported"},
 	}
 	app.Commands = []cli.Command{
-		createCommand, deleteCommand, eventsCommand, featuresCommand, killCommand, listCommand,
+		createCommand, deleteCommand, enterCommand, eventsCommand, execCommand, featuresCommand, killCommand, listCommand,
 		pauseCommand, psCommand, resumeCommand, runCommand, specCommand, startCommand, stateCommand,
 		updateCommand,
 	}

@@ -43,12 +43,19 @@ the init was killed by signal N).`,
 			sigs = make(chan os.Signal, 64)
 			signal.Notify(sigs)
 		}
-		ctr, pid, err := createContainer(c, id)
+		ctr, pid, cons, err := createContainer(c, id, detach)
 		if err != nil {
+			return err
+		}
+		defer cons.close()
+		stop, err := cons.startRelay()
+		if err != nil {
+			ctr.Delete(true)
 			return err
 		}
 		if err := ctr.Start(); err != nil {
 			ctr.Delete(true)
+			stop()
 			return err
 		}
 		ctr.Close()
@@ -56,6 +63,7 @@ the init was killed by signal N).`,
 			return nil
 		}
 		status := waitForeground(pid, sigs)
+		stop()
 		if !c.Bool("keep") {
 			if ctr, err := runtime.Load(rootDir(c), id); err == nil {
 				ctr.Delete(true)

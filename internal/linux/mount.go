@@ -211,3 +211,8 @@ func MountPointOf(path string) (string, error) {
 		p = filepath.Dir(p)
 	}
 }
+
+// Reopen opens the file behind an O_PATH handle with flags.
+func Reopen(h *os.File, flags int) (*os.File, error) {
+	return pathrs.Reopen(h, flags)
+}

@@ -37,6 +37,9 @@ type CreateOpts struct {
 	PreserveFDs  int
 	// Stdio for the container's init; nil means this process's.
 	Stdin, Stdout, Stderr *os.File
+	// ConsoleSocket is a connected unix socket that receives the pty
+	// master when process.terminal is true (runc's --console-socket).
+	ConsoleSocket *os.File
 }
 
 // initConfig is what the parent sends the Go part of init (msgConfig).
@@ -52,6 +55,11 @@ type initConfig struct {
 	NewUserNS    bool        `json:"newUserns"`
 	NewCgroupNS  bool        `json:"newCgroupns"`
 	NewNetNS     bool        `json:"newNetns"`
+	// ConsoleFd receives the pty master (process.terminal); 0 for none.
+	ConsoleFd int `json:"consoleFd,omitempty"`
+	// Exec: join a running container (namespaces already joined by stage
+	// 0) instead of setting one up.
+	Exec bool `json:"exec,omitempty"`
 	// Cgroups lists the host's hierarchies and the container's directory in
 	// each, for `type: cgroup` mounts.
 	Cgroups []cgroupMount `json:"cgroups,omitempty"`
@@ -118,6 +126,10 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 	return c, pid, nil
 }
 
+// WritePidFile writes pid to path atomically (a reader never sees a
+// partial file), as engines expect of --pid-file.
+func WritePidFile(path string, pid int) error { return writePidFile(path, pid) }
+
 func writePidFile(path string, pid int) error {
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
@@ -152,12 +164,23 @@ func namespacePlan(s *specs.Spec) (clone uintptr, joins []nsJoin) {
 	return clone, joins
 }
 
-func bootstrapMsg(clone uintptr, sync bool, joins []nsJoin) []byte {
+// Bootstrap sync flags (see nsexec.c).
+const (
+	bootSyncMaps    = 1 << 0 // wait for the parent to write id maps / time offsets
+	bootNonDumpable = 1 << 1 // PR_SET_DUMPABLE 0 before joining anything
+)
+
+func bootstrapMsg(clone uintptr, sync, nonDumpable bool, joins []nsJoin) []byte {
 	b := make([]byte, 12)
 	binary.LittleEndian.PutUint32(b[0:], uint32(clone))
+	var flags uint32
 	if sync {
-		binary.LittleEndian.PutUint32(b[4:], 1)
+		flags |= bootSyncMaps
 	}
+	if nonDumpable {
+		flags |= bootNonDumpable
+	}
+	binary.LittleEndian.PutUint32(b[4:], flags)
 	binary.LittleEndian.PutUint32(b[8:], uint32(len(joins)))
 	for _, j := range joins {
 		b = binary.LittleEndian.AppendUint32(b, uint32(j.flag))
@@ -167,12 +190,11 @@ func bootstrapMsg(clone uintptr, sync bool, joins []nsJoin) []byte {
 	return b
 }
 
-// startInit runs the init through the sync protocol (see sync.go) and
-// returns its host pid once it reports ready.
+// startInit creates the container's init: cgroup, exec fifo, namespaces,
+// then the Go init's setup, and records the container as created.
 func (c *Container) startInit(o CreateOpts) (int, error) {
 	s := o.Spec
 	st := c.state
-	var mgr *cgroups.Manager
 	mgr, err := cgroups.New(s.Linux.CgroupsPath, o.ID)
 	if err != nil {
 		return 0, err
@@ -180,6 +202,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	st.CgroupPaths = mgr.Paths
 	st.Resources = s.Linux.Resources
 	st.Devices = s.Linux.Devices
+	st.Process = s.Process
 	if err := writeStateFile(c.dir, st); err != nil {
 		return 0, err
 	}
@@ -195,118 +218,13 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		return 0, fmt.Errorf("open exec fifo %s: %w", fifo, err)
 	}
 	defer fifoFile.Close()
-
-	exe, err := linux.SealedSelfExe()
-	if err != nil {
-		return 0, err
-	}
-	defer exe.Close()
-
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, fmt.Errorf("create sync socket: %w", err)
-	}
-	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
-	child := os.NewFile(uintptr(fds[1]), "sync-child")
-	defer parent.Close()
-
-	var extra []*os.File
-	for i := 0; i < o.PreserveFDs; i++ {
-		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-fd-"+strconv.Itoa(3+i)))
-	}
-	syncFd := 3 + len(extra)
-	extra = append(extra, child, fifoFile, exe)
-	exeFd := 3 + len(extra) - 1
-
-	// On cgroup v2 the init is born in its cgroup (clone3
-	// CLONE_INTO_CGROUP); on v1 it is moved in right after it starts.
-	var cgFile *os.File
-	if mgr.Unified() {
-		if err := mgr.Create(); err != nil {
-			return 0, err
-		}
-		if cgFile, err = mgr.OpenV2(); err != nil {
-			return 0, fmt.Errorf("open cgroup %s: %w", mgr.Paths[""], err)
-		}
-		defer cgFile.Close()
-	}
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
-		Args:       []string{"warren", "init"},
-		Env:        []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd)},
-		Stdin:      orStd(o.Stdin, os.Stdin),
-		Stdout:     orStd(o.Stdout, os.Stdout),
-		Stderr:     orStd(o.Stderr, os.Stderr),
-		ExtraFiles: extra,
-	}
-	if cgFile != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgFile.Fd())}
-	}
-	if err := cmd.Start(); err != nil {
-		child.Close()
-		return 0, fmt.Errorf("start container init: %w", err)
-	}
-	child.Close()
-	stage0 := cmd.Process.Pid
-	initPid := 0
-	ok := false
-	defer func() {
-		if !ok {
-			if initPid > 0 && initPid != stage0 {
-				unix.Kill(initPid, unix.SIGKILL)
-			}
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-
-	// Into the cgroup, with its limits, before any namespace is created
-	// and before any user code runs: a new cgroup namespace is rooted at
-	// the cgroup its creator is in.
-	if cgFile == nil {
-		if err := mgr.Apply(stage0); err != nil {
-			return 0, err
-		}
-	}
-	if err := mgr.Set(s.Linux.Resources, s.Linux.Devices); err != nil {
-		return 0, err
+	extra := []*os.File{fifoFile}
+	if o.ConsoleSocket != nil {
+		extra = append(extra, o.ConsoleSocket)
 	}
 
 	clone, joins := namespacePlan(s)
-	needSync := clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0)
-	if err := writeMsg(parent, msgBootstrap, bootstrapMsg(clone, needSync, joins)); err != nil {
-		return 0, fmt.Errorf("send bootstrap to init: %w", err)
-	}
-	if needSync {
-		if _, err := readMsg(parent, msgIDMapReq); err != nil {
-			return 0, err
-		}
-		if err := writeIDMaps(stage0, s, clone); err != nil {
-			return 0, err
-		}
-		if err := writeMsg(parent, msgIDMapAck, nil); err != nil {
-			return 0, fmt.Errorf("sync with init: %w", err)
-		}
-	}
-	p, err := readMsg(parent, msgPid)
-	if err != nil {
-		return 0, err
-	}
-	if len(p) != 4 {
-		return 0, fmt.Errorf("sync protocol: bad pid message")
-	}
-	initPid = int(int32(binary.LittleEndian.Uint32(p)))
-	if initPid != stage0 {
-		// Stage 0 forked the init into the new pid namespace and exits.
-		if err := cmd.Wait(); err != nil {
-			return 0, fmt.Errorf("container init stage 0: %w", err)
-		}
-	}
-	start, _, err := procStartTime(initPid)
-	if err != nil {
-		return 0, fmt.Errorf("container init (pid %d) exited during setup", initPid)
-	}
-
+	syncFd := 3 + o.PreserveFDs
 	cfg := initConfig{
 		ID: o.ID, Spec: s, Bundle: o.Bundle, Rootfs: st.Rootfs,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFDs: o.PreserveFDs,
@@ -314,6 +232,9 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		NewUserNS:   clone&unix.CLONE_NEWUSER != 0,
 		NewCgroupNS: clone&unix.CLONE_NEWCGROUP != 0,
 		NewNetNS:    clone&unix.CLONE_NEWNET != 0,
+	}
+	if o.ConsoleSocket != nil {
+		cfg.ConsoleFd = syncFd + 2
 	}
 	if needsCgroupMount(s) {
 		hs, err := cgroups.Hierarchies()
@@ -324,25 +245,188 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 			cfg.Cgroups = append(cfg.Cgroups, cgroupMount{Mountpoint: h.Mountpoint, Key: h.Key, V2: h.V2, Path: mgr.Paths[h.Key]})
 		}
 	}
-	b, err := json.Marshal(&cfg)
+	pid, start, err := spawn(spawnOpts{
+		preserveFDs: o.PreserveFDs, extra: extra,
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+		cgroup: mgr, createCgroup: true, resources: s.Linux.Resources, devices: s.Linux.Devices,
+		clone: clone, joins: joins,
+		needSync: clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0),
+		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone) },
+		config:    &cfg,
+	})
 	if err != nil {
 		return 0, err
 	}
-	if err := writeMsg(parent, msgConfig, b); err != nil {
-		return 0, fmt.Errorf("send config to init: %w", err)
-	}
-	if _, err := readMsg(parent, msgReady); err != nil {
-		return 0, err
-	}
-	st.Pid = initPid
+	st.Pid = pid
 	st.InitStartTime = start
 	st.Status = Created
-	slog.Debug("container created", "id", o.ID, "pid", initPid, "cgroups", len(mgr.Paths))
+	slog.Debug("container created", "id", o.ID, "pid", pid, "cgroups", len(mgr.Paths))
 	if err := writeStateFile(c.dir, st); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
 	}
+	return pid, nil
+}
+
+// spawnOpts describes one run of the init protocol (see sync.go), for a
+// container's init (create) or a process joining it (exec).
+type spawnOpts struct {
+	preserveFDs int
+	// extra are runtime fds for the init, after the sync socket: the
+	// child sees extra[i] as fd 3+preserveFDs+1+i.
+	extra                 []*os.File
+	stdin, stdout, stderr *os.File
+
+	cgroup       *cgroups.Manager
+	createCgroup bool // create it and write resources (create), or join it (exec)
+	resources    *specs.LinuxResources
+	devices      []specs.LinuxDevice
+
+	clone       uintptr
+	joins       []nsJoin
+	needSync    bool // stage 0 waits for writeMaps
+	nonDumpable bool // joining a live container: keep its processes out of ours
+	writeMaps   func(stage0 int) error
+	config      *initConfig
+}
+
+// spawn starts `warren init` from the sealed binary, runs the protocol and
+// returns the host pid of the process that will exec the user's program,
+// and its start time, once it reports ready. On error nothing it started
+// is left running.
+func spawn(o spawnOpts) (int, uint64, error) {
+	exe, err := linux.SealedSelfExe()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer exe.Close()
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("create sync socket: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
+	child := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer parent.Close()
+
+	var files []*os.File
+	for i := 0; i < o.preserveFDs; i++ {
+		files = append(files, os.NewFile(uintptr(3+i), "preserved-fd-"+strconv.Itoa(3+i)))
+	}
+	syncFd := 3 + len(files)
+	files = append(files, child)
+	files = append(files, o.extra...)
+	files = append(files, exe)
+	exeFd := 3 + len(files) - 1
+
+	mgr := o.cgroup
+	// On cgroup v2 the process is born in its cgroup (clone3
+	// CLONE_INTO_CGROUP); on v1 it is moved in right after it starts.
+	var cgFile *os.File
+	if mgr != nil && mgr.Unified() {
+		if o.createCgroup {
+			if err := mgr.Create(); err != nil {
+				return 0, 0, err
+			}
+		}
+		if cgFile, err = mgr.OpenV2(); err != nil {
+			return 0, 0, fmt.Errorf("open cgroup %s: %w", mgr.Paths[""], err)
+		}
+		defer cgFile.Close()
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
+		Args:       []string{"warren", "init"},
+		Env:        []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd)},
+		Stdin:      orStd(o.stdin, os.Stdin),
+		Stdout:     orStd(o.stdout, os.Stdout),
+		Stderr:     orStd(o.stderr, os.Stderr),
+		ExtraFiles: files,
+	}
+	if cgFile != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgFile.Fd())}
+	}
+	if err := cmd.Start(); err != nil {
+		child.Close()
+		return 0, 0, fmt.Errorf("start container init: %w", err)
+	}
+	child.Close()
+	stage0 := cmd.Process.Pid
+	pid := 0
+	ok := false
+	defer func() {
+		if !ok {
+			if pid > 0 && pid != stage0 {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+
+	// Into the cgroup, with its limits, before any namespace is created
+	// and before any user code runs: a new cgroup namespace is rooted at
+	// the cgroup its creator is in.
+	if cgFile == nil && mgr != nil {
+		if o.createCgroup {
+			err = mgr.Apply(stage0)
+		} else {
+			err = mgr.AddPid(stage0)
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	if o.createCgroup {
+		if err := mgr.Set(o.resources, o.devices); err != nil {
+			return 0, 0, err
+		}
+	}
+
+	if err := writeMsg(parent, msgBootstrap, bootstrapMsg(o.clone, o.needSync, o.nonDumpable, o.joins)); err != nil {
+		return 0, 0, fmt.Errorf("send bootstrap to init: %w", err)
+	}
+	if o.needSync {
+		if _, err := readMsg(parent, msgIDMapReq); err != nil {
+			return 0, 0, err
+		}
+		if err := o.writeMaps(stage0); err != nil {
+			return 0, 0, err
+		}
+		if err := writeMsg(parent, msgIDMapAck, nil); err != nil {
+			return 0, 0, fmt.Errorf("sync with init: %w", err)
+		}
+	}
+	p, err := readMsg(parent, msgPid)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(p) != 4 {
+		return 0, 0, fmt.Errorf("sync protocol: bad pid message")
+	}
+	pid = int(int32(binary.LittleEndian.Uint32(p)))
+	if pid != stage0 {
+		// Stage 0 forked into the pid namespace and exits.
+		if err := cmd.Wait(); err != nil {
+			return 0, 0, fmt.Errorf("container init stage 0: %w", err)
+		}
+	}
+	start, _, err := procStartTime(pid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("container process (pid %d) exited during setup", pid)
+	}
+	b, err := json.Marshal(o.config)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := writeMsg(parent, msgConfig, b); err != nil {
+		return 0, 0, fmt.Errorf("send config to init: %w", err)
+	}
+	if _, err := readMsg(parent, msgReady); err != nil {
+		return 0, 0, err
+	}
 	ok = true
-	return initPid, nil
+	return pid, start, nil
 }
 
 func needsCgroupMount(s *specs.Spec) bool {

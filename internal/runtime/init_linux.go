@@ -59,6 +59,9 @@ func initContainer(sock *os.File) error {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fmt.Errorf("decode init config: %w", err)
 	}
+	if cfg.Exec {
+		return initExec(sock, &cfg)
+	}
 	s := cfg.Spec
 	p := s.Process
 	fifo := os.NewFile(uintptr(cfg.FifoFd), "exec.fifo")
@@ -129,13 +132,97 @@ func initContainer(sock *os.File) error {
 	if err := enterRootfs(&cfg); err != nil {
 		return err
 	}
-	if err := os.Chdir(p.Cwd); err != nil {
-		return fmt.Errorf("process.cwd: chdir to %s: %w", p.Cwd, err)
+	return finishAndExec(sock, &cfg, fifo)
+}
+
+// initExec is the Go part of `warren exec`: stage 0 already joined every
+// namespace of the container (so / is the container's root) and the parent
+// put this process in its cgroup; only the process settings are left.
+func initExec(sock *os.File, cfg *initConfig) error {
+	p := cfg.Spec.Process
+	if p.Terminal {
+		if _, err := unix.Setsid(); err != nil {
+			return fmt.Errorf("setsid: %w", err)
+		}
+	}
+	for i, rl := range p.Rlimits {
+		res, ok := spec.RlimitResource(rl.Type)
+		if !ok {
+			return fmt.Errorf("process.rlimits[%d].type: unknown rlimit %q", i, rl.Type)
+		}
+		if err := linux.SetRlimit(rl.Type, res, rl.Soft, rl.Hard); err != nil {
+			return fmt.Errorf("process.rlimits[%d]: %w", i, err)
+		}
+	}
+	return finishAndExec(sock, cfg, nil)
+}
+
+// setupTerminal gives the process a new pty from the container's devpts:
+// the master goes to the caller through the console socket, the peer
+// becomes stdio and controlling terminal and, for a container's init,
+// /dev/console. The process must already lead its session.
+func setupTerminal(cfg *initConfig) error {
+	sock := os.NewFile(uintptr(cfg.ConsoleFd), "console-socket")
+	defer sock.Close()
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	h, err := linux.OpenInRoot(root, "/dev/pts/ptmx")
+	if err != nil {
+		return fmt.Errorf("process.terminal: open /dev/pts/ptmx in the container (is devpts mounted on /dev/pts?): %w", err)
+	}
+	ptmx, err := linux.Reopen(h, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	h.Close()
+	if err != nil {
+		return fmt.Errorf("process.terminal: open /dev/pts/ptmx: %w", err)
+	}
+	master, peer, err := linux.OpenPty(ptmx)
+	if err != nil {
+		ptmx.Close()
+		return fmt.Errorf("process.terminal: %w", err)
+	}
+	defer master.Close()
+	defer peer.Close()
+	if !cfg.Exec {
+		// /dev/console is the container's terminal too; bind the peer
+		// there (only where /dev is writable, e.g. a tmpfs).
+		if target, err := linux.CreateInRoot(root, "/dev/console"); err == nil {
+			err = linux.BindMountFile(peer, target, linux.MountOptions{Flags: unix.MS_BIND})
+			target.Close()
+			if err != nil {
+				return fmt.Errorf("process.terminal: bind the pty on /dev/console: %w", err)
+			}
+		}
+	}
+	if err := linux.SendFd(sock, "/dev/ptmx", master); err != nil {
+		return err
+	}
+	return linux.SetControllingTerminal(peer)
+}
+
+// finishAndExec applies the process settings every container process gets
+// (terminal, cwd, umask, env, user, capabilities, no_new_privs), reports
+// ready, waits on the exec fifo if there is one, and execs.
+func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
+	p := cfg.Spec.Process
+	if p.Terminal && cfg.ConsoleFd > 0 {
+		if err := setupTerminal(cfg); err != nil {
+			return err
+		}
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := os.Chdir(cwd); err != nil {
+		return fmt.Errorf("process.cwd: chdir to %s: %w", cwd, err)
 	}
 	// A cwd reached through a leaked host fd would be outside the root
 	// (CVE-2024-21626): getcwd then reports it as unreachable.
 	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
-		return fmt.Errorf("process.cwd: %s is outside the container's root", p.Cwd)
+		return fmt.Errorf("process.cwd: %s is outside the container's root", cwd)
 	}
 	umask := 0o022
 	if p.User.Umask != nil {
@@ -161,17 +248,19 @@ func initContainer(sock *os.File) error {
 	if err := writeMsg(sock, msgReady, nil); err != nil {
 		return fmt.Errorf("report ready: %w", err)
 	}
-	// Block until `warren start` writes the fifo.
-	var one [1]byte
-	for {
-		n, err := unix.Read(int(fifo.Fd()), one[:])
-		if err == unix.EINTR {
-			continue
+	if fifo != nil {
+		// Block until `warren start` writes the fifo.
+		var one [1]byte
+		for {
+			n, err := unix.Read(int(fifo.Fd()), one[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n != 1 {
+				return fmt.Errorf("wait for start on exec fifo: %v", err)
+			}
+			break
 		}
-		if err != nil || n != 1 {
-			return fmt.Errorf("wait for start on exec fifo: %v", err)
-		}
-		break
 	}
 	if err := linux.CloseExecFrom(3 + cfg.PreserveFDs); err != nil {
 		return err

@@ -67,6 +67,8 @@ type State struct {
 	// Devices the config's linux.devices, which the device rules allow.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
 	Devices   []specs.LinuxDevice   `json:"devices,omitempty"`
+	// Process is config.json's process: the defaults of `exec`.
+	Process *specs.Process `json:"process,omitempty"`
 }
 
 // ValidateID rejects ids that are not safe as a directory name: the same

@@ -24,7 +24,7 @@ var (
 
 	// Unsupported is the comma-separated list of spec areas this build
 	// rejects, reported as the "io.github.warren.unsupported" annotation.
-	Unsupported = "hooks,seccomp,terminal,exec"
+	Unsupported = "hooks,seccomp"
 )
 
 // Annotation keys in the features document.

@@ -142,9 +142,6 @@ func (v *validator) process() error {
 	if p == nil {
 		return invalid("process", "section is required")
 	}
-	if p.Terminal {
-		return unsupported("process.terminal", `terminals are not supported yet; set "terminal": false in config.json`)
-	}
 	if len(p.Args) == 0 {
 		return invalid("process.args", "must name the program to run")
 	}

@@ -95,7 +95,6 @@ func TestValidateRejects(t *testing.T) {
 
 		// process
 		{"no process", func(s *specs.Spec, _ string) { s.Process = nil }, errdefs.ErrInvalid, "process"},
-		{"terminal", func(s *specs.Spec, _ string) { s.Process.Terminal = true }, errdefs.ErrNotSupported, `"terminal": false`},
 		{"no args", func(s *specs.Spec, _ string) { s.Process.Args = nil }, errdefs.ErrInvalid, "process.args"},
 		{"NUL in args", func(s *specs.Spec, _ string) { s.Process.Args = []string{"sh", "a\x00b"} }, errdefs.ErrInvalid, "process.args[1]"},
 		{"empty cwd", func(s *specs.Spec, _ string) { s.Process.Cwd = "" }, errdefs.ErrInvalid, "process.cwd"},

@@ -152,6 +152,7 @@ static const char *nsname(uint32_t flag)
  * Bootstrap payload (little endian):
  *   u32 clone flags    namespaces to create with unshare(2)
  *   u32 sync flags     bit 0: wait for the parent to write id maps / time offsets
+ *                      bit 1: make the process non-dumpable first (exec)
  *   u32 njoins
  *   njoins x { u32 ns flag, u32 path length, path bytes }   (user first)
  */
@@ -178,6 +179,12 @@ __attribute__((constructor)) static void nsexec(void)
 		errno = 0;
 		bail("nsexec: too many namespaces to join (%u)", njoins);
 	}
+
+	/* Joining a live container: until the user's program is exec'd, this
+	 * process holds the runtime's fds and memory, so no process of the
+	 * container may ptrace it or open its /proc files (CVE-2016-9962). */
+	if ((syncflags & 2) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		bail("prctl(PR_SET_DUMPABLE, 0)");
 
 	/* Open every namespace first: once we have joined a mount namespace the
 	 * paths may resolve differently. */
