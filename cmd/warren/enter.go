@@ -69,7 +69,12 @@ EXAMPLE:
 		if len(args) == 0 {
 			args = []string{"/bin/sh"}
 		}
-		all := spec.KnownCapabilities()
+		// As nsenter: keep the capabilities warren has (root here may lack
+		// some, e.g. CAP_SYS_RESOURCE), none more.
+		all, err := currentCapabilities()
+		if err != nil {
+			return err
+		}
 		env := os.Environ()
 		if os.Getenv("PATH") == "" {
 			env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -89,4 +94,21 @@ EXAMPLE:
 		}
 		return &exitError{code: waitForeground(pid, sigs)}
 	},
+}
+
+// currentCapabilities names the capabilities in this process's permitted set.
+func currentCapabilities() ([]string, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil, fmt.Errorf("read own capabilities: %w", err)
+	}
+	perm := uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32
+	var names []string
+	for _, n := range spec.KnownCapabilities() {
+		if v, ok := spec.CapabilityValue(n); ok && perm&(1<<uint(v)) != 0 {
+			names = append(names, n)
+		}
+	}
+	return names, nil
 }
