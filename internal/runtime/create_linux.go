@@ -250,7 +250,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cgroup: mgr, createCgroup: true, resources: s.Linux.Resources, devices: s.Linux.Devices,
 		clone: clone, joins: joins,
-		needSync: clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0),
+		needSync:  clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0),
 		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone) },
 		config:    &cfg,
 	})

@@ -13,10 +13,10 @@ import (
 
 // ExecOpts are the inputs of `warren exec`.
 type ExecOpts struct {
-	Process       *specs.Process
-	PreserveFDs   int
-	ConsoleSocket *os.File // receives the pty master when Process.Terminal
-	IgnorePaused  bool
+	Process               *specs.Process
+	PreserveFDs           int
+	ConsoleSocket         *os.File // receives the pty master when Process.Terminal
+	IgnorePaused          bool
 	Stdin, Stdout, Stderr *os.File
 }
 
