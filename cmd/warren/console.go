@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
@@ -46,6 +47,19 @@ func newConsole(path string, terminal, detach bool) (*consoleSetup, error) {
 		return nil, err
 	}
 	return &consoleSetup{send: os.NewFile(uintptr(fds[0]), "console-send"), recv: os.NewFile(uintptr(fds[1]), "console-recv"), relay: true}, nil
+}
+
+// size returns the window size of our terminal when we relay, for
+// process.consoleSize: the pty gets it before the process runs.
+func (c *consoleSetup) size() *specs.Box {
+	if !c.relay {
+		return nil
+	}
+	ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return nil
+	}
+	return &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
 }
 
 func (c *consoleSetup) close() {

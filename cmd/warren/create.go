@@ -111,6 +111,9 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	if sz := cons.size(); sz != nil {
+		s.Process.ConsoleSize = sz
+	}
 	ctr, pid, err := runtime.Create(runtime.CreateOpts{
 		ConsoleSocket: cons.send,
 		Root:          rootDir(c),

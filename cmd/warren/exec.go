@@ -86,6 +86,9 @@ flags or --process override them; inheritable capabilities stay empty.`,
 			return err
 		}
 		defer cons.close()
+		if sz := cons.size(); sz != nil {
+			p.ConsoleSize = sz
+		}
 		var sigs chan os.Signal
 		if !detach {
 			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {

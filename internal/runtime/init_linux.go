@@ -196,6 +196,12 @@ func setupTerminal(cfg *initConfig) error {
 			}
 		}
 	}
+	if sz := cfg.Spec.Process.ConsoleSize; sz != nil {
+		ws := &unix.Winsize{Row: uint16(sz.Height), Col: uint16(sz.Width)}
+		if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+			return fmt.Errorf("process.consoleSize: %w", err)
+		}
+	}
 	if err := linux.SendFd(sock, "/dev/ptmx", master); err != nil {
 		return err
 	}
