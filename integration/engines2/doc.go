@@ -12,6 +12,18 @@
 // The image is a busybox docker-archive built by the test from
 // /bin/busybox and loaded with `podman load` / `docker load`: no registry.
 //
+// What is tested, for each engine: a foreground run (output, stderr apart,
+// exit status, container removed), the same with a terminal (-t, through a
+// pty the test opens: the container sees /dev/pts/N sized like the test's
+// terminal), a detached container into which exec runs a process (same 8
+// namespaces as the init, CapInh 0), exec with --user/--workdir/--env, exec
+// -t, logs, stop (SIGTERM reaches the init's trap), kill, rm and rm -f (no
+// process, warren state or cgroup left). Docker runs it twice: as `docker
+// run` (dockerd adds a libnetwork-setkey prestart hook to every container
+// with a network namespace of its own, even --network none) and through the
+// Engine API with NetworkDisabled (no hook), so the rest is exercised while
+// warren refuses hooks.
+//
 // warren is called through scripts/engines2/warren-wrapper.sh, which records
 // every command line (and environment) an engine uses in calls.log and keeps
 // the files warren was asked to --log into; a failing test prints both.

@@ -76,6 +76,13 @@ func setupDocker(t *testing.T) *docker {
 	sharedGuard := guardHostDirs("/run/containerd")
 	netBefore := hostNetworkState()
 
+	// dockerd uses a containerd already listening at the default address
+	// instead of starting its own: then the test's containers live in that
+	// containerd (still removed by `docker rm -f` in cleanup).
+	if _, err := os.Stat("/run/containerd/containerd.sock"); err == nil {
+		t.Logf("note: /run/containerd/containerd.sock exists; dockerd will use that containerd instead of starting a private one")
+	}
+
 	// An empty config file: no /etc/docker/daemon.json of the host applies.
 	confPath := filepath.Join(dir, "daemon.json")
 	if err := os.WriteFile(confPath, []byte("{}\n"), 0o644); err != nil {
@@ -180,11 +187,14 @@ func setupDocker(t *testing.T) *docker {
 	return d
 }
 
-// A way of creating containers: `docker run` as a user types it, or the
-// API with NetworkDisabled, the one documented way to a container without
-// a network namespace set up by dockerd — and so without the
-// libnetwork-setkey prestart hook that dockerd adds to every container
-// with a new network namespace (even --network none).
+// A way of creating containers. DockerRun: `docker run` as a user types
+// it; dockerd then adds a prestart hook (`/proc/<dockerd pid>/exe
+// libnetwork-setkey ...`) to every container with a network namespace of its
+// own, --network none included. NetworkDisabled: the Engine API's
+// create with "NetworkDisabled": true (no CLI flag sets it), for which
+// dockerd sets up no network and adds no hook — the same engine path
+// otherwise, so exec, tty, logs, kill and rm are exercised while warren
+// refuses hooks.
 type dockerMode struct {
 	name string
 	// foreground runs the script and removes the container after, like

@@ -54,8 +54,8 @@ func (w *runtimeWrapper) mark() int64 {
 }
 
 type runtimeCall struct {
-	argv string // the shell-quoted command line as logged, after "[cwd]"
-	env  string
+	argv string // the logged line: time, pid, ppid, [cwd], then the shell-quoted arguments
+	env  string // NAME=value ... as the runtime got it
 }
 
 func (w *runtimeWrapper) callsSince(off int64) []runtimeCall {
@@ -132,9 +132,14 @@ func (w *runtimeWrapper) dumpOnFailure(t *testing.T) {
 		}
 		var b strings.Builder
 		calls := w.callsSince(off)
-		fmt.Fprintf(&b, "warren calls made by the engine during this test (%d):\n", len(calls))
+		fmt.Fprintf(&b, "warren calls made by the engine during this test (%d; the environment shown once per verb):\n", len(calls))
+		envShown := map[string]bool{}
 		for _, c := range calls {
-			fmt.Fprintf(&b, "  %s\n      env: %s\n", c.argv, c.env)
+			fmt.Fprintf(&b, "  %s\n", c.argv)
+			if v := callVerb(c.argv); !envShown[v] {
+				envShown[v] = true
+				fmt.Fprintf(&b, "      env: %s\n", c.env)
+			}
 		}
 		logs, _ := filepath.Glob(filepath.Join(w.dir, "logs", "*.log"))
 		sort.Strings(logs)
