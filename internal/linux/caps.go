@@ -60,8 +60,12 @@ func SetCaps(c CapSets, last int) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
+	// An ambient capability must also be permitted and inheritable; one
+	// that is not cannot be raised and is left out, as runc does (its own
+	// default config lists ambient capabilities without inheritable ones).
+	amb := c.Ambient & prm & inh
 	for i := 0; i <= last; i++ {
-		if c.Ambient&mask&(1<<uint(i)) == 0 {
+		if amb&(1<<uint(i)) == 0 {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(i), 0, 0); err != nil {

@@ -58,7 +58,7 @@ func (p *Proc) Write(path, data string) error {
 	}
 	defer f.Close()
 	if _, err := f.WriteString(data); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
+		return err // an *os.PathError: it names the file
 	}
 	return nil
 }

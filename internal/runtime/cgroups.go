@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"log/slog"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -42,7 +43,11 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 		return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
 	}
 	if r.Devices != nil {
-		return fmt.Errorf("linux.resources.devices: device rules cannot be updated: %w", errdefs.ErrNotSupported)
+		// runc ignores them too, and CRI always sends them.
+		slog.Warn("update: linux.resources.devices ignored: device rules cannot be updated", "id", c.id)
+		cp := *r
+		cp.Devices = nil
+		r = &cp
 	}
 	m := c.cgroup()
 	if m == nil {

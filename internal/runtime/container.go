@@ -147,14 +147,27 @@ func (c *Container) Start() error {
 		return fmt.Errorf("start container %s: remove %s: %w", c.id, fifo, err)
 	}
 	c.state.Status = Running
-	return writeStateFile(c.dir, c.state)
+	if err := writeStateFile(c.dir, c.state); err != nil {
+		return err
+	}
+	if h := c.state.Hooks; h != nil && len(h.Poststart) > 0 {
+		warnHooks("poststart", h.Poststart, c.hookState(Running))
+	}
+	return nil
 }
 
 // Kill sends sig to the init, or with all to every process of the container.
+//
+// As runc (and containerd's shim, which matches the text): a stopped
+// container gives "container not running", except with all, where there is
+// nothing left to signal and that is success.
 func (c *Container) Kill(sig unix.Signal, all bool) error {
 	if err := c.check("kill"); err != nil {
 		if c.state.Status == Stopped {
-			return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+			if all {
+				return nil
+			}
+			return fmt.Errorf("container not running: %s: %w", c.id, errdefs.ErrState)
 		}
 		return err
 	}
@@ -182,21 +195,25 @@ func (c *Container) signalInit(sig unix.Signal) error {
 	pfd, err := unix.PidfdOpen(c.state.Pid, 0)
 	if err != nil {
 		if err == unix.ESRCH {
-			return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+			return fmt.Errorf("container not running: %s: %w", c.id, errdefs.ErrState)
 		}
 		return fmt.Errorf("open init of %s (pid %d): %w", c.id, c.state.Pid, err)
 	}
 	defer unix.Close(pfd)
 	if !c.state.initAlive() {
-		return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+		return fmt.Errorf("container not running: %s: %w", c.id, errdefs.ErrState)
 	}
 	if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil {
 		if err == unix.ESRCH {
-			return fmt.Errorf("container %s is not running: %w", c.id, errdefs.ErrState)
+			return fmt.Errorf("container not running: %s: %w", c.id, errdefs.ErrState)
 		}
 		return fmt.Errorf("signal init of %s (pid %d): %w", c.id, c.state.Pid, err)
 	}
 	return nil
+}
+
+func (c *Container) hookState(status specs.ContainerState) []byte {
+	return ociState(c.id, c.state.Bundle, status, c.state.Pid, c.state.Annotations)
 }
 
 // Pids lists the host pids of the container's processes.
@@ -248,6 +265,11 @@ func (c *Container) destroy() error {
 		errs = append(errs, fmt.Errorf("remove state of %s: %w", c.id, err))
 	}
 	c.Close()
+	// poststop: after the container is gone, before delete returns; only
+	// for a container that was fully created.
+	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 && c.state.InitStartTime != 0 {
+		warnHooks("poststop", h.Poststop, c.hookState(Stopped))
+	}
 	return errors.Join(errs...)
 }
 
@@ -310,5 +332,3 @@ func owner(uid int) string {
 	}
 	return strconv.Itoa(uid)
 }
-
-var _ = specs.Version

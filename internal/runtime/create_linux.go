@@ -60,6 +60,8 @@ type initConfig struct {
 	// Exec: join a running container (namespaces already joined by stage
 	// 0) instead of setting one up.
 	Exec bool `json:"exec,omitempty"`
+	// HostPid is the init's pid as the runtime sees it (for hook state).
+	HostPid int `json:"hostPid,omitempty"`
 	// Cgroups lists the host's hierarchies and the container's directory in
 	// each, for `type: cgroup` mounts.
 	Cgroups []cgroupMount `json:"cgroups,omitempty"`
@@ -203,6 +205,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	st.Resources = s.Linux.Resources
 	st.Devices = s.Linux.Devices
 	st.Process = s.Process
+	st.Hooks = s.Hooks
 	if err := writeStateFile(c.dir, st); err != nil {
 		return 0, err
 	}
@@ -253,6 +256,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		needSync:  clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0),
 		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone) },
 		config:    &cfg,
+		hooks:     c.createHooks(o),
 	})
 	if err != nil {
 		return 0, err
@@ -288,6 +292,9 @@ type spawnOpts struct {
 	nonDumpable bool // joining a live container: keep its processes out of ours
 	writeMaps   func(stage0 int) error
 	config      *initConfig
+	// hooks, when set, runs when the init reports its mounts are done
+	// (prestart and createRuntime hooks); the init waits for it.
+	hooks func(pid int) error
 }
 
 // spawn starts `warren init` from the sealed binary, runs the protocol and
@@ -415,6 +422,7 @@ func spawn(o spawnOpts) (int, uint64, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("container process (pid %d) exited during setup", pid)
 	}
+	o.config.HostPid = pid
 	b, err := json.Marshal(o.config)
 	if err != nil {
 		return 0, 0, err
@@ -422,11 +430,38 @@ func spawn(o spawnOpts) (int, uint64, error) {
 	if err := writeMsg(parent, msgConfig, b); err != nil {
 		return 0, 0, fmt.Errorf("send config to init: %w", err)
 	}
+	if o.hooks != nil {
+		if _, err := readMsg(parent, msgHooks); err != nil {
+			return 0, 0, err
+		}
+		if err := o.hooks(pid); err != nil {
+			return 0, 0, err
+		}
+		if err := writeMsg(parent, msgHooksDone, nil); err != nil {
+			return 0, 0, fmt.Errorf("sync with init: %w", err)
+		}
+	}
 	if _, err := readMsg(parent, msgReady); err != nil {
 		return 0, 0, err
 	}
 	ok = true
 	return pid, start, nil
+}
+
+// createHooks returns the parent's part of the create-time hooks, or nil
+// when the config has none (then the init does not stop for them).
+func (c *Container) createHooks(o CreateOpts) func(int) error {
+	h := o.Spec.Hooks
+	if !hasHooks(h, "prestart", "createRuntime", "createContainer") {
+		return nil
+	}
+	return func(pid int) error {
+		state := ociState(o.ID, o.Bundle, Creating, pid, o.Spec.Annotations)
+		if err := runHooks("prestart", h.Prestart, state); err != nil {
+			return err
+		}
+		return runHooks("createRuntime", h.CreateRuntime, state)
+	}
 }
 
 func needsCgroupMount(s *specs.Spec) bool {

@@ -90,6 +90,21 @@ func initContainer(sock *os.File) error {
 		proc.Close()
 		return err
 	}
+	if h := s.Hooks; hasHooks(h, "prestart", "createRuntime", "createContainer") {
+		// The parent runs prestart and createRuntime hooks now that the
+		// namespaces and mounts exist; createContainer hooks run here, in
+		// the container's namespaces, before pivot_root.
+		if err := writeMsg(sock, msgHooks, nil); err != nil {
+			return err
+		}
+		if _, err := readMsg(sock, msgHooksDone); err != nil {
+			return err
+		}
+		state := ociState(cfg.ID, cfg.Bundle, Creating, cfg.HostPid, s.Annotations)
+		if err := runHooks("createContainer", h.CreateContainer, state); err != nil {
+			return err
+		}
+	}
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 			return fmt.Errorf("hostname: set %q: %w", s.Hostname, err)
@@ -266,6 +281,12 @@ func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 				return fmt.Errorf("wait for start on exec fifo: %v", err)
 			}
 			break
+		}
+	}
+	if h := cfg.Spec.Hooks; h != nil && len(h.StartContainer) > 0 && !cfg.Exec {
+		state := ociState(cfg.ID, cfg.Bundle, Running, cfg.HostPid, cfg.Spec.Annotations)
+		if err := runHooks("startContainer", h.StartContainer, state); err != nil {
+			return err
 		}
 	}
 	if err := linux.CloseExecFrom(3 + cfg.PreserveFDs); err != nil {

@@ -69,6 +69,9 @@ type State struct {
 	Devices   []specs.LinuxDevice   `json:"devices,omitempty"`
 	// Process is config.json's process: the defaults of `exec`.
 	Process *specs.Process `json:"process,omitempty"`
+	// Hooks are config.json's: poststart and poststop run from start and
+	// delete.
+	Hooks *specs.Hooks `json:"hooks,omitempty"`
 }
 
 // ValidateID rejects ids that are not safe as a directory name: the same

@@ -10,9 +10,13 @@ package runtime
 //	  write uid_map, gid_map, timens_offsets
 //	  ── msgIDMapAck ─────────────────────────────>
 //	  <── msgPid {init pid} ─────────────────────── fork (pid/time ns); Go starts
-//	  ── msgConfig {initConfig JSON} ─────────────> Go init: rootfs, pivot_root,
-//	                                                 hostname, sysctl, rlimits,
-//	                                                 user, caps, no_new_privs
+//	  ── msgConfig {initConfig JSON} ─────────────> Go init: mounts, devices
+//	  <── msgHooks (only with such hooks) ────────
+//	  run prestart, createRuntime hooks
+//	  ── msgHooksDone ────────────────────────────> createContainer hooks,
+//	                                                 pivot_root, hostname,
+//	                                                 sysctl, rlimits, user,
+//	                                                 caps, no_new_privs
 //	  <── msgReady ──────────────────────────────── (or msgError at any point)
 //	  write state.json, pid file; exit             block on exec.fifo
 //	warren start: write exec.fifo ───────────────> execve(process.args)
@@ -34,6 +38,8 @@ const (
 	msgConfig    = 'C'
 	msgReady     = 'R'
 	msgError     = 'E'
+	msgHooks     = 'H' // init: rootfs mounted, run prestart/createRuntime hooks
+	msgHooksDone = 'h' // parent: they ran
 )
 
 const maxMsg = 16 << 20

@@ -24,7 +24,7 @@ var (
 
 	// Unsupported is the comma-separated list of spec areas this build
 	// rejects, reported as the "io.github.warren.unsupported" annotation.
-	Unsupported = "hooks,seccomp"
+	Unsupported = "seccomp"
 )
 
 // Annotation keys in the features document.
@@ -123,9 +123,8 @@ func Features() *features.Features {
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
-		// Empty, not nil: nil would mean "unknown"; we know none run yet.
-		Hooks:        []string{},
-		MountOptions: append([]string(nil), MountOptions...),
+		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+		MountOptions:  append([]string(nil), MountOptions...),
 		Linux: &features.Linux{
 			Namespaces:   nsNames,
 			Capabilities: KnownCapabilities(),

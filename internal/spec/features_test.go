@@ -26,7 +26,7 @@ func TestFeaturesJSON(t *testing.T) {
 	}{
 		{[]string{"ociVersionMin"}, "1.0.0"},
 		{[]string{"ociVersionMax"}, specs.Version},
-		{[]string{"hooks"}, []any{}},
+		{[]string{"hooks"}, []any{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}},
 		{[]string{"potentiallyUnsafeConfigAnnotations"}, []any{}},
 		{[]string{"mountOptions"}, nil},
 		{[]string{"linux", "namespaces"}, []any{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}},
@@ -41,7 +41,7 @@ func TestFeaturesJSON(t *testing.T) {
 		{[]string{"linux", "intelRdt", "enabled"}, false},
 		{[]string{"linux", "mountExtensions", "idmap", "enabled"}, false},
 		{[]string{"annotations", AnnotationVersion}, Version},
-		{[]string{"annotations", AnnotationUnsupported}, "hooks,seccomp"},
+		{[]string{"annotations", AnnotationUnsupported}, "seccomp"},
 	}
 	for _, tc := range tests {
 		var cur any = doc

@@ -668,8 +668,19 @@ func (v *validator) hooks() error {
 		{"poststart", h.Poststart},
 		{"poststop", h.Poststop},
 	} {
-		if len(f.hooks) > 0 {
-			return unsupported("hooks."+f.name, "hooks are not supported yet; remove them")
+		for i, hk := range f.hooks {
+			field := fmt.Sprintf("hooks.%s[%d]", f.name, i)
+			if !filepath.IsAbs(hk.Path) {
+				return invalid(field+".path", "%q is not an absolute path", hk.Path)
+			}
+			if hk.Timeout != nil && *hk.Timeout <= 0 {
+				return invalid(field+".timeout", "%d: must be greater than zero", *hk.Timeout)
+			}
+			for _, e := range hk.Env {
+				if !strings.Contains(e, "=") {
+					return invalid(field+".env", "%q is not KEY=VALUE", e)
+				}
+			}
 		}
 	}
 	return nil

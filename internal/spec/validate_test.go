@@ -61,8 +61,6 @@ func withUserNS(s *specs.Spec) {
 func i64(v int64) *int64 { return &v }
 
 func TestValidateRejects(t *testing.T) {
-	hook := []specs.Hook{{Path: "/bin/true"}}
-
 	tests := []struct {
 		name   string
 		mutate func(s *specs.Spec, bundle string)
@@ -283,12 +281,13 @@ func TestValidateRejects(t *testing.T) {
 		}, errdefs.ErrNotSupported, "linux.netDevices"},
 
 		// hooks
-		{"prestart hook", func(s *specs.Spec, _ string) { s.Hooks = &specs.Hooks{Prestart: hook} }, errdefs.ErrNotSupported, "hooks.prestart"},
-		{"createRuntime hook", func(s *specs.Spec, _ string) { s.Hooks = &specs.Hooks{CreateRuntime: hook} }, errdefs.ErrNotSupported, "hooks.createRuntime"},
-		{"createContainer hook", func(s *specs.Spec, _ string) { s.Hooks = &specs.Hooks{CreateContainer: hook} }, errdefs.ErrNotSupported, "hooks.createContainer"},
-		{"startContainer hook", func(s *specs.Spec, _ string) { s.Hooks = &specs.Hooks{StartContainer: hook} }, errdefs.ErrNotSupported, "hooks.startContainer"},
-		{"poststart hook", func(s *specs.Spec, _ string) { s.Hooks = &specs.Hooks{Poststart: hook} }, errdefs.ErrNotSupported, "hooks.poststart"},
-		{"poststop hook", func(s *specs.Spec, _ string) { s.Hooks = &specs.Hooks{Poststop: hook} }, errdefs.ErrNotSupported, "hooks.poststop"},
+		{"relative hook path", func(s *specs.Spec, _ string) { s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "bin/true"}}} }, errdefs.ErrInvalid, "hooks.prestart[0].path"},
+		{"zero hook timeout", func(s *specs.Spec, _ string) {
+			s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true"}, {Path: "/bin/true", Timeout: ptr(0)}}}
+		}, errdefs.ErrInvalid, "hooks.poststop[1].timeout"},
+		{"hook env without =", func(s *specs.Spec, _ string) {
+			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/true", Env: []string{"X"}}}}
+		}, errdefs.ErrInvalid, "hooks.createContainer[0].env"},
 
 		// resources
 		{"device rule bad type", func(s *specs.Spec, _ string) {
@@ -352,6 +351,10 @@ func TestValidateAccepts(t *testing.T) {
 			s.Root.Path = "link"
 		}},
 		{"older ociVersion", func(s *specs.Spec, _ string) { s.Version = "1.0.2-dev" }},
+		{"every hook kind", func(s *specs.Spec, _ string) {
+			h := []specs.Hook{{Path: "/bin/true", Args: []string{"true"}, Env: []string{"A=1"}, Timeout: ptr(5)}}
+			s.Hooks = &specs.Hooks{Prestart: h, CreateRuntime: h, CreateContainer: h, StartContainer: h, Poststart: h, Poststop: h}
+		}},
 		{"cgroup limits", func(s *specs.Spec, _ string) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(1 << 30), Swap: i64(-1)}
 			s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: ptr(uint64(512)), Quota: i64(50000), Period: ptr(uint64(100000)), Cpus: "0"}
