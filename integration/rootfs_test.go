@@ -362,3 +362,29 @@ func TestRootfsPropagation(t *testing.T) {
 		})
 	}
 }
+
+// tmpcopyup: the tmpfs starts with the contents of the image directory it
+// covers (podman's --tmpfs uses it); writes stay in the tmpfs.
+func TestTmpfsCopyUp(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	dir := filepath.Join(b.rootfs, "data", "sub")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("from-image"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/f", filepath.Join(b.rootfs, "data", "link")); err != nil {
+		t.Fatal(err)
+	}
+	b.spec.Mounts = append(b.spec.Mounts, specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "nosuid"}})
+	b.setScript("cat /data/link; echo; stat -c %a /data/sub/f; echo changed > /data/sub/f && cat /data/sub/f; grep ' /data ' /proc/self/mountinfo | grep -c tmpfs")
+	out := b.runOK()
+	if out != "from-image\n640\nchanged\n1\n" {
+		t.Errorf("tmpcopyup: output %q", out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "f")); string(got) != "from-image" {
+		t.Errorf("the image file changed on the host: %q", got)
+	}
+}

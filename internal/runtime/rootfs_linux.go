@@ -124,8 +124,8 @@ func isBindMount(m specs.Mount) bool {
 
 func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string) error {
 	o := linux.ParseMountOptions(m.Options)
-	if o.TmpCopyUp {
-		return errors.New("the tmpcopyup option is not supported yet")
+	if o.TmpCopyUp && m.Type != "tmpfs" {
+		return errors.New("the tmpcopyup option applies to tmpfs mounts only")
 	}
 	if isBindMount(m) {
 		o.Flags |= unix.MS_BIND
@@ -165,7 +165,17 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string) error 
 	if source == "" {
 		source = m.Type
 	}
+	var under *os.File // tmpcopyup: the image's directory, before it is covered
+	if o.TmpCopyUp {
+		if under, err = linux.Reopen(target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC); err != nil {
+			return fmt.Errorf("tmpcopyup: open %s: %w", dest, err)
+		}
+		defer under.Close()
+	}
 	err = linux.MountFS(source, m.Type, target, o)
+	if err == nil && under != nil {
+		err = copyUp(root, dest, under)
+	}
 	if err != nil && m.Type == "sysfs" && cfg.NewUserNS && errors.Is(err, unix.EPERM) {
 		// A user namespace may mount sysfs only with its own network
 		// namespace; otherwise bind the host's, as runc does.
@@ -190,6 +200,21 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string) error 
 		}
 	}
 	return propagation(root, dest, o)
+}
+
+// copyUp fills the tmpfs just mounted on dest with what was underneath.
+func copyUp(root *os.File, dest string, under *os.File) error {
+	h, err := linux.OpenInRoot(root, dest)
+	if err != nil {
+		return err
+	}
+	top, err := linux.Reopen(h, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	h.Close()
+	if err != nil {
+		return err
+	}
+	defer top.Close()
+	return linux.CopyTree(under, top)
 }
 
 var fsMagic = map[string]int64{"proc": unix.PROC_SUPER_MAGIC, "sysfs": unix.SYSFS_MAGIC}

@@ -34,8 +34,8 @@ const (
 )
 
 // MountOptions lists the mount option names the runtime interprets itself
-// (flags and propagation, recursive variants via mount_setattr(2);
-// tmpcopyup is not supported yet). Filesystem data options such as "mode=755" are passed to the
+// (flags and propagation, recursive variants via mount_setattr(2), and
+// tmpcopyup). Filesystem data options such as "mode=755" are passed to the
 // kernel and are not listed, as the features spec says.
 var MountOptions = []string{
 	"async",
@@ -93,6 +93,7 @@ var MountOptions = []string{
 	"suid",
 	"symfollow",
 	"sync",
+	"tmpcopyup",
 	"unbindable",
 }
 

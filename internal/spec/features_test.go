@@ -78,7 +78,7 @@ func TestFeaturesCapabilitiesAndMountOptions(t *testing.T) {
 		"lazytime", "nolazytime", "silent", "loud", "shared", "rshared", "slave", "rslave",
 		"private", "rprivate", "unbindable", "runbindable", "rro", "rrw", "rnosuid", "rsuid",
 		"rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime", "rrelatime", "rnorelatime",
-		"rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime",
+		"rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime", "tmpcopyup",
 		"nosymfollow", "rnosymfollow", "symfollow", "rsymfollow",
 	}
 	sort.Strings(want)
