@@ -149,9 +149,9 @@ echo "size=$(stty size)"; exit 3`)
 }
 
 // TestContainerdTaskLifecycle: a detached task (ctr run -d, output to a log
-// file), ps, pause/resume, exec into it without and with a terminal, kill
-// with SIGTERM (caught by the container, exit status 42 reaches ctr task
-// delete), container removal.
+// file), ps, pause/resume, exec into it without and with a terminal, as
+// another user and detached, kill --all with SIGTERM (the init catches it:
+// exit status 42 in containerd's exit event), task and container removal.
 func TestContainerdTaskLifecycle(t *testing.T) {
 	need(t, containerdTools...)
 	e := getEnv(t)
@@ -249,9 +249,15 @@ func TestContainerdTaskLifecycle(t *testing.T) {
 		}
 	})
 
-	// The init traps SIGTERM and exits 42.
+	// A detached exec'd process, then SIGTERM to every process of the
+	// container (kill --all): the init traps it and exits 42, the exec'd
+	// sleep dies of it (128+15).
+	ok(t, e.ctr(t, "tasks", "exec", "--detach", "--fifo-dir", e.fifoDir, "--exec-id", "sleeper", id, "sleep", "1000"), "ctr tasks exec --detach")
 	events := e.watchEvents(t)
-	ok(t, e.ctr(t, "tasks", "kill", "--signal", "SIGTERM", id), "ctr tasks kill")
+	ok(t, e.ctr(t, "tasks", "kill", "--all", "--signal", "SIGTERM", id), "ctr tasks kill --all")
+	if st := events.waitExit(t, id, "sleeper"); st != 143 {
+		t.Errorf("containerd's exit event: want the exec'd sleep killed by SIGTERM (143), got %d", st)
+	}
 	if st := events.waitExit(t, id, id); st != 42 {
 		t.Errorf("containerd's exit event: want the init's exit status 42, got %d", st)
 	}

@@ -244,10 +244,30 @@ ip -4 addr show eth0
 		}
 	})
 
+	t.Run("update", func(t *testing.T) {
+		// UpdateContainerResources: the shim runs `update --resources -`.
+		ok(t, e.crictl(t, "update", "--memory", "67108864", "--cpu-share", "512", cid), "crictl update")
+		for file, want := range map[string]string{"memory/memory.limit_in_bytes": "67108864", "cpu/cpu.shares": "512"} {
+			p := filepath.Join("/sys/fs/cgroup", filepath.Dir(file), e.cgroupParent, cid, filepath.Base(file))
+			if _, err := os.Stat(filepath.Dir(p)); err != nil {
+				continue // not this host's layout (cgroup v2): seen from inside below
+			}
+			if b, err := os.ReadFile(p); err != nil || strings.TrimSpace(string(b)) != want {
+				t.Errorf("%s = %q (%v) after crictl update, want %s", p, b, err, want)
+			}
+		}
+		// And from inside: the container's own cgroup, as mounted for it.
+		r := e.crictl(t, "exec", "-s", cid, "sh", "-c",
+			"cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "67108864" {
+			t.Errorf("inside the container the memory limit is not 67108864 after crictl update: %s", r)
+		}
+	})
+
 	// stop: SIGTERM, which the app traps (exit 43), within the timeout.
 	start := time.Now()
-	ok(t, e.crictl(t, "stop", "--timeout", "20", cid), "crictl stop")
-	if d := time.Since(start); d > 15*time.Second {
+	ok(t, e.crictl(t, "stop", "--timeout", "10", cid), "crictl stop")
+	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("crictl stop took %v: the container did not act on SIGTERM and was killed at the timeout", d)
 	}
 	cs := e.inspectContainer(t, cid)

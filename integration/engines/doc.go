@@ -19,10 +19,17 @@
 // built the same way, with `sleep` as its entrypoint.
 //
 // Engines call warren through a wrapper script that appends each command
-// line to calls.log and keeps a copy of the file named by --log (the shim's
-// log.json lives in the bundle, which is removed with the task). Every test
-// logs the warren calls it caused (visible with -v) and, when it fails, the
-// kept --log files and the tail of containerd's log.
+// line and exit status to calls.log and keeps copies of what the engine
+// removes afterwards: the file named by --log (the shim's log.json lives in
+// the bundle, removed with the task), exec's --process JSON and update's
+// --resources JSON read from stdin. Every test logs the warren calls it
+// caused (visible with -v) and, when it fails, the kept --log files and the
+// tail of containerd's log.
+//
+// Two settings are forced by this machine rather than by warren: the CRI
+// plugin runs with restrict_oom_score_adj (the sandbox's oomScoreAdj -998
+// needs CAP_SYS_RESOURCE, which root lacks here; runc fails the same way),
+// and AppArmor/SELinux/seccomp stay off (warren rejects them).
 //
 // Run them as root, after scripts/engines/install.sh:
 //

@@ -189,7 +189,7 @@ func buildImageArchive(dest, busybox string, images []imageSpec) error {
 			Size:      int64(len(mJSON)),
 			Platform:  plat,
 			Annotations: map[string]string{
-				"io.containerd.image.name":         img.name,
+				"io.containerd.image.name":          img.name,
 				"org.opencontainers.image.ref.name": tag,
 			},
 		})

@@ -177,9 +177,9 @@ func mustTool(name string) string {
 // the shared containerd
 
 type engineEnv struct {
-	dir      string // private temporary root of everything below
-	sock     string // containerd's gRPC socket
-	ctrNS    string // containerd namespace of the ctr tests
+	dir   string // private temporary root of everything below
+	sock  string // containerd's gRPC socket
+	ctrNS string // containerd namespace of the ctr tests
 	// ctrRoot, criRoot: the runtime roots given to the shim (ctr
 	// --runc-root, the CRI handler's options.Root); the shim passes warren
 	// --root <root>/<containerd namespace>.
@@ -312,13 +312,25 @@ keep='` + e.keptLogs + `'
 	done
 	echo
 } >>"$calls"
-logf= prev=
+logf= prev= stdin_json=
 for a in "$@"; do
-	case $prev in --log) logf=$a ;; esac
+	case $prev in
+	--log) logf=$a ;;
+	# exec --process FILE: the engine removes FILE afterwards; keep a copy.
+	--process|-p) cp "$a" "$keep/process-$$.json" 2>/dev/null ;;
+	# update --resources -: the resources come on stdin; keep a copy.
+	--resources|-r) [ "$a" = - ] && stdin_json=$keep/resources-$$.json ;;
+	esac
 	case $a in --log=*) logf=${a#--log=} ;; esac
 	prev=$a
 done
-'` + warrenBin + `' "$@"
+if [ -n "$stdin_json" ]; then
+	cat >"$stdin_json"
+	echo "$(date +%H:%M:%S.%N) [$$] stdin: $(cat "$stdin_json")" >>"$calls"
+	'` + warrenBin + `' "$@" <"$stdin_json"
+else
+	'` + warrenBin + `' "$@"
+fi
 rc=$?
 echo "$(date +%H:%M:%S.%N) [$$] exit $rc" >>"$calls"
 if [ -n "$logf" ] && [ -s "$logf" ]; then
@@ -454,8 +466,10 @@ func (e *engineEnv) startContainerd() error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = e.dir
 	// Its own process group: a ^C to the test does not reach it first, and
-	// the teardown stops it by PID.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// the teardown stops it by PID. Should the test binary die without a
+	// teardown (go test -timeout), containerd gets SIGTERM (the death
+	// signal survives unshare's and sh's execs).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting containerd: %w", err)
 	}
@@ -652,7 +666,10 @@ func (e *engineEnv) teardown() []string {
 			<-e.done
 		}
 	}
-	// Shims outlive containerd by design; ours name our socket.
+	// Shims outlive containerd by design; ours name our (unique) socket.
+	if e.sock == "" {
+		return problems // setup failed before anything was started
+	}
 	for _, pid := range pidsWithArg(e.sock) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		problems = append(problems, fmt.Sprintf("shim pid %d was still running after containerd stopped (killed)", pid))
@@ -738,9 +755,13 @@ func (e *engineEnv) removeWorkloads() {
 	}
 }
 
-// pidsWithArg returns the processes having arg as one of their arguments.
+// pidsWithArg returns the processes having arg (non-empty) as one of their
+// arguments.
 func pidsWithArg(arg string) []int {
 	var pids []int
+	if arg == "" {
+		return nil
+	}
 	ents, _ := os.ReadDir("/proc")
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
