@@ -380,8 +380,12 @@ func (m *Manager) Pids() ([]int, error) {
 	return pids, nil
 }
 
-// Signal sends sig to every process in the cgroup. With the v1 freezer the
-// group is frozen first so no process can fork away from the signal.
+// Signal sends sig to every process in the cgroup. The group is frozen
+// while the signals go out, as runc does, so that no process forks away
+// from them and none reacts (an init exiting on SIGTERM makes the kernel
+// SIGKILL the rest of its pid namespace) before all are signalled. A
+// paused container stays paused, unless the signal is SIGKILL, which a
+// frozen task cannot act on.
 func (m *Manager) Signal(sig unix.Signal) error {
 	if sig == unix.SIGKILL && m.Unified() {
 		// cgroup.kill (5.14+) kills every member atomically.
@@ -390,15 +394,14 @@ func (m *Manager) Signal(sig unix.Signal) error {
 		}
 	}
 	wasFrozen := m.FreezerState() == Frozen
-	if sig == unix.SIGKILL && !wasFrozen {
+	if !wasFrozen {
 		_ = m.Freeze()
 	}
 	pids, err := m.Pids()
 	for _, p := range pids {
 		_ = unix.Kill(p, sig)
 	}
-	if sig == unix.SIGKILL {
-		// A frozen task cannot die: thaw so SIGKILL takes effect.
+	if !wasFrozen || sig == unix.SIGKILL {
 		_ = m.Thaw()
 	}
 	return err
