@@ -206,6 +206,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	st.Devices = s.Linux.Devices
 	st.Process = s.Process
 	st.Hooks = s.Hooks
+	st.Seccomp = s.Linux.Seccomp
 	if err := writeStateFile(c.dir, st); err != nil {
 		return 0, err
 	}
@@ -257,6 +258,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone) },
 		config:    &cfg,
 		hooks:     c.createHooks(o),
+		notify:    seccompNotify(s.Linux.Seccomp, o.ID, o.Bundle, Creating, s.Annotations),
 	})
 	if err != nil {
 		return 0, err
@@ -295,6 +297,8 @@ type spawnOpts struct {
 	// hooks, when set, runs when the init reports its mounts are done
 	// (prestart and createRuntime hooks); the init waits for it.
 	hooks func(pid int) error
+	// notify, when set, receives the seccomp notify fd before ready.
+	notify func(parent *os.File, pid int) error
 }
 
 // spawn starts `warren init` from the sealed binary, runs the protocol and
@@ -441,11 +445,27 @@ func spawn(o spawnOpts) (int, uint64, error) {
 			return 0, 0, fmt.Errorf("sync with init: %w", err)
 		}
 	}
+	if o.notify != nil {
+		if err := o.notify(parent, pid); err != nil {
+			return 0, 0, err
+		}
+	}
 	if _, err := readMsg(parent, msgReady); err != nil {
 		return 0, 0, err
 	}
 	ok = true
 	return pid, start, nil
+}
+
+// seccompNotify returns the parent's part of a profile with notify actions.
+func seccompNotify(sc *specs.LinuxSeccomp, id, bundle string, status specs.ContainerState, ann map[string]string) func(*os.File, int) error {
+	if sc == nil || !linux.HasNotify(sc) {
+		return nil
+	}
+	return func(parent *os.File, pid int) error {
+		st := specs.State{Version: specs.Version, ID: id, Status: status, Pid: pid, Bundle: bundle, Annotations: ann}
+		return recvSeccompFd(parent, sc, st, pid)
+	}
 }
 
 // createHooks returns the parent's part of the create-time hooks, or nil

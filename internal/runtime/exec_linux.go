@@ -89,7 +89,7 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	}
 	cfg := initConfig{
 		ID:          c.id,
-		Spec:        &specs.Spec{Process: p},
+		Spec:        &specs.Spec{Process: p, Linux: &specs.Linux{Seccomp: c.state.Seccomp}},
 		PreserveFDs: o.PreserveFDs,
 		Exec:        true,
 	}
@@ -103,6 +103,7 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cgroup: m, joins: joins, nonDumpable: true,
 		config: &cfg,
+		notify: seccompNotify(c.state.Seccomp, c.id, c.state.Bundle, Running, c.state.Annotations),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("exec in container %s: %w", c.id, err)

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/linux"
@@ -223,6 +224,24 @@ func setupTerminal(cfg *initConfig) error {
 	return linux.SetControllingTerminal(peer)
 }
 
+// loadSeccomp loads the filter; a notify listener fd goes to the parent,
+// which hands it to linux.seccomp.listenerPath.
+func loadSeccomp(sock *os.File, f *libseccomp.ScmpFilter, sc *specs.LinuxSeccomp) error {
+	notify, err := linux.LoadSeccomp(f)
+	if err != nil {
+		return err
+	}
+	if notify == nil {
+		return nil
+	}
+	defer notify.Close()
+	if err := unix.Sendmsg(int(sock.Fd()), []byte{msgSeccompFd}, unix.UnixRights(int(notify.Fd())), nil, 0); err != nil {
+		return fmt.Errorf("linux.seccomp: pass the notify fd to the runtime: %w", err)
+	}
+	_, err = readMsg(sock, msgSeccompDone)
+	return err
+}
+
 // finishAndExec applies the process settings every container process gets
 // (terminal, cwd, umask, env, user, capabilities, no_new_privs), reports
 // ready, waits on the exec fifo if there is one, and execs.
@@ -258,12 +277,39 @@ func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 	if err != nil {
 		return err
 	}
+	// seccomp: compiled now, so a bad profile fails create; loaded as late
+	// as possible, so that the user's program and little else runs under
+	// it. Without no_new_privs loading needs CAP_SYS_ADMIN, so then it
+	// happens before the capabilities are dropped (as in runc); with a
+	// notify action it must happen before ready, for the listener to get
+	// its fd while the runtime is still there.
+	var filter *libseccomp.ScmpFilter
+	var sc *specs.LinuxSeccomp
+	if cfg.Spec.Linux != nil {
+		sc = cfg.Spec.Linux.Seccomp
+	}
+	if sc != nil {
+		if filter, err = linux.SeccompFilter(sc); err != nil {
+			return err
+		}
+	}
+	loadEarly := filter != nil && (!p.NoNewPrivileges || linux.HasNotify(sc))
+	if loadEarly && !p.NoNewPrivileges {
+		if err := loadSeccomp(sock, filter, sc); err != nil {
+			return err
+		}
+	}
 	if err := setUserAndCaps(p); err != nil {
 		return err
 	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+		if loadEarly {
+			if err := loadSeccomp(sock, filter, sc); err != nil {
+				return err
+			}
 		}
 	}
 	if err := writeMsg(sock, msgReady, nil); err != nil {
@@ -291,6 +337,11 @@ func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 	}
 	if err := linux.CloseExecFrom(3 + cfg.PreserveFDs); err != nil {
 		return err
+	}
+	if filter != nil && !loadEarly {
+		if _, err := linux.LoadSeccomp(filter); err != nil {
+			return err
+		}
 	}
 	if err := unix.Exec(path, p.Args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", path, err)

@@ -72,6 +72,8 @@ type State struct {
 	// Hooks are config.json's: poststart and poststop run from start and
 	// delete.
 	Hooks *specs.Hooks `json:"hooks,omitempty"`
+	// Seccomp is config.json's profile: exec'd processes get it too.
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
 
 // ValidateID rejects ids that are not safe as a directory name: the same

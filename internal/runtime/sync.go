@@ -40,6 +40,11 @@ const (
 	msgError     = 'E'
 	msgHooks     = 'H' // init: rootfs mounted, run prestart/createRuntime hooks
 	msgHooksDone = 'h' // parent: they ran
+	// msgSeccompFd is a single byte sent with the seccomp notify fd
+	// (SCM_RIGHTS) outside the framing; msgSeccompDone answers it once the
+	// fd reached linux.seccomp.listenerPath.
+	msgSeccompFd   = 'S'
+	msgSeccompDone = 's'
 )
 
 const maxMsg = 16 << 20

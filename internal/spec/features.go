@@ -24,7 +24,11 @@ var (
 
 	// Unsupported is the comma-separated list of spec areas this build
 	// rejects, reported as the "io.github.warren.unsupported" annotation.
-	Unsupported = "seccomp"
+	Unsupported = ""
+
+	// Seccomp describes the seccomp support compiled in (set by the
+	// command from the seccomp implementation); nil reports it disabled.
+	Seccomp *features.Seccomp
 )
 
 // Annotation keys in the features document.
@@ -136,7 +140,7 @@ func Features() *features.Features {
 				SystemdUser: no(),
 				Rdma:        no(),
 			},
-			Seccomp:  &features.Seccomp{Enabled: no()},
+			Seccomp:  seccompFeatures(no()),
 			Apparmor: &features.Apparmor{Enabled: no()},
 			Selinux:  &features.Selinux{Enabled: no()},
 			IntelRdt: &features.IntelRdt{Enabled: no()},
@@ -151,6 +155,14 @@ func Features() *features.Features {
 		},
 		PotentiallyUnsafeConfigAnnotations: []string{},
 	}
+}
+
+func seccompFeatures(off *bool) *features.Seccomp {
+	if Seccomp == nil {
+		return &features.Seccomp{Enabled: off}
+	}
+	cp := *Seccomp
+	return &cp
 }
 
 // FeaturesJSON renders Features() as indented JSON for `warren features`.

@@ -41,7 +41,7 @@ func TestFeaturesJSON(t *testing.T) {
 		{[]string{"linux", "intelRdt", "enabled"}, false},
 		{[]string{"linux", "mountExtensions", "idmap", "enabled"}, false},
 		{[]string{"annotations", AnnotationVersion}, Version},
-		{[]string{"annotations", AnnotationUnsupported}, "seccomp"},
+		{[]string{"annotations", AnnotationUnsupported}, ""},
 	}
 	for _, tc := range tests {
 		var cur any = doc

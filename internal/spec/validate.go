@@ -609,12 +609,39 @@ func isSet(x any) bool {
 	return !rv.IsZero()
 }
 
+// seccomp checks what can be checked without compiling the profile (the
+// runtime compiles it at create and names any bad action, operator,
+// architecture or flag).
+func (v *validator) seccomp(sc *specs.LinuxSeccomp) error {
+	if sc.DefaultAction == "" {
+		return invalid("linux.seccomp.defaultAction", "is required")
+	}
+	notify := sc.DefaultAction == specs.ActNotify
+	for i, r := range sc.Syscalls {
+		field := fmt.Sprintf("linux.seccomp.syscalls[%d]", i)
+		if len(r.Names) == 0 {
+			return invalid(field+".names", "must list at least one syscall")
+		}
+		if r.Action == "" {
+			return invalid(field+".action", "is required")
+		}
+		notify = notify || r.Action == specs.ActNotify
+	}
+	if notify && sc.DefaultAction == specs.ActNotify {
+		return invalid("linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action (the runtime's own calls would block)")
+	}
+	if notify && !filepath.IsAbs(sc.ListenerPath) {
+		return invalid("linux.seccomp.listenerPath", "SCMP_ACT_NOTIFY needs an absolute listenerPath, got %q", sc.ListenerPath)
+	}
+	return nil
+}
+
 func (v *validator) linuxUnsupported(l *specs.Linux) error {
 	switch {
 	case l.MountLabel != "":
 		return unsupported("linux.mountLabel", "SELinux is not supported by this runtime; remove the field")
 	case l.Seccomp != nil:
-		return unsupported("linux.seccomp", "seccomp is not supported yet")
+		return v.seccomp(l.Seccomp)
 	case l.IntelRdt != nil:
 		return unsupported("linux.intelRdt", "Intel RDT is not supported yet")
 	case l.Personality != nil:

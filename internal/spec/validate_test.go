@@ -265,9 +265,15 @@ func TestValidateRejects(t *testing.T) {
 		}, errdefs.ErrNotSupported, "mounts[7].gidMappings"},
 
 		// unsupported linux features
-		{"seccomp", func(s *specs.Spec, _ string) {
-			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
-		}, errdefs.ErrNotSupported, "linux.seccomp: seccomp is not supported yet"},
+		{"seccomp without default action", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{}
+		}, errdefs.ErrInvalid, "linux.seccomp.defaultAction"},
+		{"seccomp notify without listener", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
+		}, errdefs.ErrInvalid, "linux.seccomp.listenerPath"},
+		{"seccomp rule without names", func(s *specs.Spec, _ string) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Action: specs.ActErrno}}}
+		}, errdefs.ErrInvalid, "linux.seccomp.syscalls[0].names"},
 		{"mountLabel", func(s *specs.Spec, _ string) { s.Linux.MountLabel = "system_u:object_r:container_file_t:s0" }, errdefs.ErrNotSupported, "linux.mountLabel"},
 		{"intelRdt", func(s *specs.Spec, _ string) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} }, errdefs.ErrNotSupported, "linux.intelRdt"},
 		{"personality", func(s *specs.Spec, _ string) {

@@ -1,0 +1,220 @@
+package linux
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+)
+
+// SeccompActions, SeccompOperators, SeccompArchs and SeccompFlags are what
+// linux.seccomp may use in this build (reported by `warren features`).
+var (
+	SeccompActions = []string{
+		"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+		"SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP",
+	}
+	SeccompOperators = []string{
+		"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+		"SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE",
+	}
+	seccompArchs = map[specs.Arch]string{
+		specs.ArchX86: "x86", specs.ArchX86_64: "amd64", specs.ArchX32: "x32",
+		specs.ArchARM: "arm", specs.ArchAARCH64: "arm64",
+		specs.ArchMIPS: "mips", specs.ArchMIPS64: "mips64", specs.ArchMIPS64N32: "mips64n32",
+		specs.ArchMIPSEL: "mipsel", specs.ArchMIPSEL64: "mipsel64", specs.ArchMIPSEL64N32: "mipsel64n32",
+		specs.ArchPPC: "ppc", specs.ArchPPC64: "ppc64", specs.ArchPPC64LE: "ppc64le",
+		specs.ArchS390: "s390", specs.ArchS390X: "s390x", specs.ArchRISCV64: "riscv64",
+	}
+	SeccompFlags = []string{
+		"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+		"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+	}
+)
+
+// SeccompArchs lists the architecture names linux.seccomp accepts.
+func SeccompArchs() []string {
+	out := make([]string, 0, len(seccompArchs))
+	for a := range seccompArchs {
+		out = append(out, string(a))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func seccompAction(a specs.LinuxSeccompAction, errnoRet *uint, field string) (libseccomp.ScmpAction, error) {
+	errno := int16(unix.EPERM)
+	if errnoRet != nil {
+		errno = int16(*errnoRet)
+	}
+	switch a {
+	case specs.ActAllow:
+		return libseccomp.ActAllow, nil
+	case specs.ActErrno:
+		return libseccomp.ActErrno.SetReturnCode(errno), nil
+	case specs.ActKill, specs.ActKillThread:
+		return libseccomp.ActKillThread, nil
+	case specs.ActKillProcess:
+		return libseccomp.ActKillProcess, nil
+	case specs.ActLog:
+		return libseccomp.ActLog, nil
+	case specs.ActNotify:
+		return libseccomp.ActNotify, nil
+	case specs.ActTrace:
+		return libseccomp.ActTrace.SetReturnCode(errno), nil
+	case specs.ActTrap:
+		return libseccomp.ActTrap, nil
+	}
+	return libseccomp.ActInvalid, fmt.Errorf("%s: unknown action %q", field, a)
+}
+
+var seccompOps = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
+	specs.OpNotEqual: libseccomp.CompareNotEqual, specs.OpLessThan: libseccomp.CompareLess,
+	specs.OpLessEqual: libseccomp.CompareLessOrEqual, specs.OpEqualTo: libseccomp.CompareEqual,
+	specs.OpGreaterEqual: libseccomp.CompareGreaterEqual, specs.OpGreaterThan: libseccomp.CompareGreater,
+	specs.OpMaskedEqual: libseccomp.CompareMaskedEqual,
+}
+
+// SeccompFilter compiles linux.seccomp. Syscall names this kernel or
+// libseccomp does not know are skipped, as in runc, so one profile serves
+// several kernels; everything else that is wrong is an error naming the
+// field.
+func SeccompFilter(s *specs.LinuxSeccomp) (*libseccomp.ScmpFilter, error) {
+	def, err := seccompAction(s.DefaultAction, s.DefaultErrnoRet, "linux.seccomp.defaultAction")
+	if err != nil {
+		return nil, err
+	}
+	f, err := libseccomp.NewFilter(def)
+	if err != nil {
+		return nil, fmt.Errorf("linux.seccomp: create filter: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Release()
+		}
+	}()
+	// The runtime sets no_new_privs itself when the config asks for it.
+	if err := f.SetNoNewPrivsBit(false); err != nil {
+		return nil, fmt.Errorf("linux.seccomp: %w", err)
+	}
+	for i, a := range s.Architectures {
+		name, known := seccompArchs[a]
+		if !known {
+			return nil, fmt.Errorf("linux.seccomp.architectures[%d]: unknown architecture %q", i, a)
+		}
+		arch, err := libseccomp.GetArchFromString(name)
+		if err != nil {
+			return nil, fmt.Errorf("linux.seccomp.architectures[%d]: %q: %w", i, a, err)
+		}
+		if err := f.AddArch(arch); err != nil {
+			return nil, fmt.Errorf("linux.seccomp.architectures[%d]: %q: %w", i, a, err)
+		}
+	}
+	for i, fl := range s.Flags {
+		field := fmt.Sprintf("linux.seccomp.flags[%d]", i)
+		switch fl {
+		case "SECCOMP_FILTER_FLAG_TSYNC":
+			// Only the thread that execs keeps the filter; nothing to do.
+		case "SECCOMP_FILTER_FLAG_LOG":
+			err = f.SetLogBit(true)
+		case "SECCOMP_FILTER_FLAG_SPEC_ALLOW":
+			err = f.SetSSB(true)
+		case "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV":
+			err = f.SetWaitKill(true)
+		default:
+			return nil, fmt.Errorf("%s: unknown flag %q", field, fl)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", field, fl, err)
+		}
+	}
+	for i, sc := range s.Syscalls {
+		field := fmt.Sprintf("linux.seccomp.syscalls[%d]", i)
+		act, err := seccompAction(sc.Action, sc.ErrnoRet, field+".action")
+		if err != nil {
+			return nil, err
+		}
+		if act == def {
+			continue // libseccomp refuses a rule that repeats the default
+		}
+		var conds []libseccomp.ScmpCondition
+		sameIndex := false
+		seen := map[uint]bool{}
+		for j, a := range sc.Args {
+			op, known := seccompOps[a.Op]
+			if !known {
+				return nil, fmt.Errorf("%s.args[%d].op: unknown operator %q", field, j, a.Op)
+			}
+			if a.Index > 5 {
+				return nil, fmt.Errorf("%s.args[%d].index: %d is above 5", field, j, a.Index)
+			}
+			vals := []uint64{a.Value}
+			if op == libseccomp.CompareMaskedEqual {
+				vals = []uint64{a.Value, a.ValueTwo}
+			}
+			c, err := libseccomp.MakeCondition(a.Index, op, vals...)
+			if err != nil {
+				return nil, fmt.Errorf("%s.args[%d]: %w", field, j, err)
+			}
+			sameIndex = sameIndex || seen[a.Index]
+			seen[a.Index] = true
+			conds = append(conds, c)
+		}
+		for _, name := range sc.Names {
+			call, err := libseccomp.GetSyscallFromName(name)
+			if err != nil {
+				continue // unknown here: skip, as runc does
+			}
+			switch {
+			case len(conds) == 0:
+				err = f.AddRule(call, act)
+			case sameIndex:
+				// Several conditions on one argument cannot be ANDed by
+				// libseccomp: each becomes its own rule (runc's reading).
+				for _, c := range conds {
+					if err = f.AddRuleConditional(call, act, []libseccomp.ScmpCondition{c}); err != nil {
+						break
+					}
+				}
+			default:
+				err = f.AddRuleConditional(call, act, conds)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: rule for %q: %w", field, name, err)
+			}
+		}
+	}
+	ok = true
+	return f, nil
+}
+
+// LoadSeccomp installs the filter on the calling thread, which must be the
+// one that execs; with SCMP_ACT_NOTIFY rules it returns the listener fd.
+func LoadSeccomp(f *libseccomp.ScmpFilter) (*os.File, error) {
+	defer f.Release()
+	if err := f.Load(); err != nil {
+		return nil, fmt.Errorf("linux.seccomp: load filter: %w", err)
+	}
+	fd, err := f.GetNotifFd()
+	if err != nil || fd < 0 {
+		return nil, nil
+	}
+	return os.NewFile(uintptr(fd), "seccomp-notify"), nil
+}
+
+// HasNotify reports whether the profile uses SCMP_ACT_NOTIFY.
+func HasNotify(s *specs.LinuxSeccomp) bool {
+	if s.DefaultAction == specs.ActNotify {
+		return true
+	}
+	for _, sc := range s.Syscalls {
+		if sc.Action == specs.ActNotify {
+			return true
+		}
+	}
+	return false
+}
