@@ -143,6 +143,11 @@ func (c *Container) Start() error {
 	if werr != nil {
 		return fmt.Errorf("cannot start container %s: write %s: %w", c.id, fifo, werr)
 	}
+	if h := c.state.Hooks; h != nil && len(h.Poststart) > 0 {
+		// poststart hooks run after the user's program is executed: the
+		// init's end of the fifo closes at execve (close-on-exec).
+		waitNoReader(fifo)
+	}
 	if err := os.Remove(fifo); err != nil {
 		return fmt.Errorf("start container %s: remove %s: %w", c.id, fifo, err)
 	}
@@ -154,6 +159,24 @@ func (c *Container) Start() error {
 		warnHooks("poststart", h.Poststart, c.hookState(Running))
 	}
 	return nil
+}
+
+// waitNoReader waits (bounded) until nobody holds fifo open for reading.
+func waitNoReader(fifo string) {
+	delay := 50 * time.Microsecond
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err == unix.ENXIO {
+			return
+		}
+		if err == nil {
+			unix.Close(fd)
+		}
+		time.Sleep(delay)
+		if delay < 5*time.Millisecond {
+			delay *= 2
+		}
+	}
 }
 
 // Kill sends sig to the init, or with all to every process of the container.
