@@ -119,7 +119,9 @@ func TestOOMKillSeenInEvents(t *testing.T) {
 	if _, err := os.Stat(hostSwapFile()); err == nil && !cgroupV2 {
 		b.spec.Linux.Resources.Memory.Swap = i64p(16 << 20)
 	}
-	b.setArgs("/testinit", "alloc", "256")
+	// events reports kills from when it starts; the allocation waits a
+	// little so that events is surely watching by then.
+	b.setScript("sleep 2; exec /testinit alloc 256")
 	c := b.create(newID(t))
 	ev := b.start(execOpts{}, "events", "--interval", "1s", c.id)
 	c.startIt()

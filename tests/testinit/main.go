@@ -93,6 +93,9 @@ func init() {
 		"open":     {"open PATH", 1, cmdOpen},
 		"alloc":    {"alloc MIB", 1, cmdAlloc},
 		"forks":    {"forks N", 1, cmdForks},
+		"exeprobe": {"exeprobe PID|scan", 1, cmdExeProbe},
+		"procpeek": {"procpeek FIFO SECONDS", 2, cmdProcPeek},
+		"probe":    {"probe PATH...", -1, cmdProbe},
 	}
 }
 
