@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli"
 
+	"github.com/warren-runtime/warren/internal/linux"
 	"github.com/warren-runtime/warren/internal/runtime"
 	"github.com/warren-runtime/warren/internal/spec"
 )
@@ -28,6 +29,10 @@ func main() {
 		runtime.InitMain()
 	}
 	spec.Version = version
+	// Nothing warren's caller left open may reach a process warren starts
+	// (a hook, the container) unless passed on purpose (--preserve-fds,
+	// LISTEN_FDS): those are handed over explicitly, whatever their flags.
+	_ = linux.CloseExecFrom(3)
 	app := cli.NewApp()
 	app.Name = "warren"
 	app.Usage = "an OCI container runtime (runc-compatible)"

@@ -60,6 +60,13 @@ func initContainer(sock *os.File) error {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fmt.Errorf("decode init config: %w", err)
 	}
+	// From here on no fd of ours but the ones passed on purpose may reach a
+	// child: hooks run from this process (createContainer, startContainer)
+	// must not inherit the sync socket, the exec fifo, the runtime binary
+	// or anything the caller left open (CVE-2024-21626 class).
+	if err := linux.CloseExecFrom(3 + cfg.PreserveFDs); err != nil {
+		return err
+	}
 	if cfg.Exec {
 		return initExec(sock, &cfg)
 	}
@@ -202,14 +209,17 @@ func setupTerminal(cfg *initConfig) error {
 	defer master.Close()
 	defer peer.Close()
 	if !cfg.Exec {
-		// /dev/console is the container's terminal too; bind the peer
-		// there (only where /dev is writable, e.g. a tmpfs).
-		if target, err := linux.CreateInRoot(root, "/dev/console"); err == nil {
-			err = linux.BindMountFile(peer, target, linux.MountOptions{Flags: unix.MS_BIND})
-			target.Close()
-			if err != nil {
-				return fmt.Errorf("process.terminal: bind the pty on /dev/console: %w", err)
-			}
+		// /dev/console is the container's terminal too: bind the peer
+		// there, on a node checked to be a plain file or character device
+		// in /dev itself, never through a symlink the image planted.
+		target, err := consoleTarget(root)
+		if err != nil {
+			return fmt.Errorf("process.terminal: /dev/console: %w", err)
+		}
+		err = linux.BindMountFile(peer, target, linux.MountOptions{Flags: unix.MS_BIND})
+		target.Close()
+		if err != nil {
+			return fmt.Errorf("process.terminal: bind the pty on /dev/console: %w", err)
 		}
 	}
 	if sz := cfg.Spec.Process.ConsoleSize; sz != nil {
@@ -240,6 +250,43 @@ func loadSeccomp(sock *os.File, f *libseccomp.ScmpFilter, sc *specs.LinuxSeccomp
 	}
 	_, err = readMsg(sock, msgSeccompDone)
 	return err
+}
+
+// consoleTarget returns an O_PATH handle on /dev/console in the container,
+// replacing whatever is there unless it is a regular file or a character
+// device (CVE-2025-52565 class: a symlink would make the bind land on a
+// file of the image's choosing).
+func consoleTarget(root *os.File) (*os.File, error) {
+	dev, err := linux.OpenInRoot(root, "/dev")
+	if err != nil {
+		return nil, err
+	}
+	defer dev.Close()
+	dfd := int(dev.Fd())
+	var st unix.Stat_t
+	err = unix.Fstatat(dfd, "console", &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		if err := unix.Unlinkat(dfd, "console", 0); err != nil {
+			return nil, fmt.Errorf("remove the %#o node at /dev/console: %w", st.Mode&unix.S_IFMT, err)
+		}
+		err = unix.ENOENT
+	}
+	if err == unix.ENOENT {
+		if err := unix.Mknodat(dfd, "console", unix.S_IFREG|0o600, 0); err != nil && err != unix.EEXIST {
+			return nil, fmt.Errorf("create: %w", err)
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(dfd, "console", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil || (st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFCHR) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("not a regular file or character device")
+	}
+	return os.NewFile(uintptr(fd), "/dev/console"), nil
 }
 
 // finishAndExec applies the process settings every container process gets
