@@ -131,6 +131,19 @@ func parseProcCgroup(s string) map[string]string {
 type Manager struct {
 	// Paths maps hierarchy key ("" for cgroup2) to the absolute directory.
 	Paths map[string]string
+
+	// hierarchies seen by New (nil for a Manager rebuilt from state).
+	hierarchies []Hierarchy
+}
+
+// MountedHierarchies returns the hierarchies New found, listing them again
+// only for a Manager rebuilt from saved paths: mountinfo is read once per
+// create.
+func (m *Manager) MountedHierarchies() ([]Hierarchy, error) {
+	if m.hierarchies != nil {
+		return m.hierarchies, nil
+	}
+	return Hierarchies()
 }
 
 // Unified reports whether the container lives in a cgroup v2-only host:
@@ -184,7 +197,7 @@ func New(cgroupsPath, id string) (*Manager, error) {
 		}
 	}
 	unified := len(hs) == 1 && hs[0].V2
-	m := &Manager{Paths: map[string]string{}}
+	m := &Manager{Paths: map[string]string{}, hierarchies: hs}
 	for _, h := range hs {
 		p := clean
 		if own != nil {

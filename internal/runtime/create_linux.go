@@ -241,7 +241,7 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		cfg.ConsoleFd = syncFd + 2
 	}
 	if needsCgroupMount(s) {
-		hs, err := cgroups.Hierarchies()
+		hs, err := mgr.MountedHierarchies()
 		if err != nil {
 			return 0, fmt.Errorf("list cgroup hierarchies: %w", err)
 		}
