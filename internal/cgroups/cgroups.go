@@ -227,7 +227,7 @@ func New(cgroupsPath, id string) (*Manager, error) {
 // synchronises on the hierarchy), so they are done in parallel.
 func (m *Manager) Create() error {
 	if m.Unified() {
-		return createV2(m.Paths[""])
+		return m.createV2(m.Paths[""])
 	}
 	errs := make(chan error, len(m.Paths))
 	for key, dir := range m.Paths {
@@ -254,8 +254,8 @@ func createV1(key, dir string) error {
 
 // createV2 creates dir, enabling in each ancestor's cgroup.subtree_control
 // the controllers it has, so that the container's cgroup gets them all.
-func createV2(dir string) error {
-	mnt, err := v2MountPoint(dir)
+func (m *Manager) createV2(dir string) error {
+	mnt, err := m.v2MountPoint(dir)
 	if err != nil {
 		return err
 	}
@@ -301,8 +301,8 @@ func enableControllers(dir string) error {
 }
 
 // v2MountPoint returns the cgroup2 mount point that dir lies under.
-func v2MountPoint(dir string) (string, error) {
-	hs, err := Hierarchies()
+func (m *Manager) v2MountPoint(dir string) (string, error) {
+	hs, err := m.MountedHierarchies()
 	if err != nil {
 		return "", err
 	}
