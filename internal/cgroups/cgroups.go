@@ -422,14 +422,20 @@ func (m *Manager) Signal(sig unix.Signal) error {
 
 // Destroy removes the container's cgroup directories (children first). It
 // retries while the kernel still counts exiting processes as members.
+//
+// Like Create, the hierarchies are handled in parallel.
 func (m *Manager) Destroy() error {
-	var firstErr error
+	errs := make(chan error, len(m.Paths))
 	for _, dir := range m.Paths {
-		if err := removeTree(dir); err != nil && firstErr == nil {
-			firstErr = err
+		go func() { errs <- removeTree(dir) }()
+	}
+	var first error
+	for range m.Paths {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return firstErr
+	return first
 }
 
 func removeTree(dir string) error {
