@@ -51,3 +51,13 @@ test-vm: warren testinit
 	CGO_ENABLED=0 $(GO) test -c -o _build/vm/integration.test ./integration
 	./scripts/vm/run-tests.sh -w $(BIN)/warren -t $(BIN)/testinit \
 		-g /,/system.slice/warren-tests.service _build/vm/integration.test
+
+# The OCI runtime-tools validation suite (built from the Go module proxy into
+# _build/conformance) against warren, one program at a time with a timeout;
+# a per-program table, not yet a gate. CONFORMANCE_PEER=runc (or crun) runs
+# the same against that runtime first, for comparison. See docs/conformance.md.
+.PHONY: conformance
+conformance: warren
+	@if [ -n "$(CONFORMANCE_PEER)" ]; then \
+		./scripts/conformance/run.sh "$$(command -v $(CONFORMANCE_PEER) || echo /usr/sbin/$(CONFORMANCE_PEER))" $(CONFORMANCE_PEER); fi
+	./scripts/conformance/run.sh $(BIN)/warren warren

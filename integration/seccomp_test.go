@@ -192,3 +192,23 @@ func TestSeccompNotify(t *testing.T) {
 	}
 	_ = os.Getpid
 }
+
+// A tight RLIMIT_AS with a seccomp profile: the filter is compiled before
+// the limits apply and loaded with one system call, so the runtime (whose
+// Go heap reserves far more address space) is not starved (a conformance
+// suite case: process_rlimits).
+func TestSeccompWithTightAddressSpaceLimit(t *testing.T) {
+	t.Parallel()
+	for _, nnp := range []bool{true, false} {
+		b := newBundle(t)
+		b.spec.Process.NoNewPrivileges = nnp
+		b.spec.Process.Rlimits = append(b.spec.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: 1 << 30, Hard: 1 << 30})
+		b.spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}}}
+		b.setScript("ulimit -v; grep Seccomp: /proc/self/status")
+		out := b.runOK()
+		if !strings.Contains(out, "1048576") || !strings.Contains(out, "Seccomp:\t2") {
+			t.Errorf("noNewPrivileges=%v: output %q, want RLIMIT_AS 1 GiB and a filter", nnp, out)
+		}
+	}
+}

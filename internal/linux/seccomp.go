@@ -2,8 +2,11 @@ package linux
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"runtime"
 	"sort"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
@@ -192,18 +195,80 @@ func SeccompFilter(s *specs.LinuxSeccomp) (*libseccomp.ScmpFilter, error) {
 	return f, nil
 }
 
-// LoadSeccomp installs the filter on the calling thread, which must be the
-// one that execs; with SCMP_ACT_NOTIFY rules it returns the listener fd.
-func LoadSeccomp(f *libseccomp.ScmpFilter) (*os.File, error) {
-	defer f.Release()
-	if err := f.Load(); err != nil {
-		return nil, fmt.Errorf("linux.seccomp: load filter: %w", err)
+// Seccomp is a compiled filter: the BPF program and the flags to load it
+// with. Compiling allocates (libseccomp generates the program); loading
+// then only makes one system call, so it works however tight the
+// process's rlimits (RLIMIT_AS) already are.
+type Seccomp struct {
+	prog   []unix.SockFilter
+	flags  uintptr
+	notify bool
+}
+
+// CompileSeccomp builds the filter for s and exports it as BPF.
+func CompileSeccomp(s *specs.LinuxSeccomp) (*Seccomp, error) {
+	f, err := SeccompFilter(s)
+	if err != nil {
+		return nil, err
 	}
-	fd, err := f.GetNotifFd()
-	if err != nil || fd < 0 {
+	defer f.Release()
+	// ExportBPFMem needs libseccomp 2.6; a memfd works with 2.5 too.
+	mfd, err := unix.MemfdCreate("seccomp-bpf", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("linux.seccomp: memfd: %w", err)
+	}
+	mf := os.NewFile(uintptr(mfd), "seccomp-bpf")
+	defer mf.Close()
+	if err := f.ExportBPF(mf); err != nil {
+		return nil, fmt.Errorf("linux.seccomp: generate the BPF program: %w", err)
+	}
+	var raw []byte
+	if _, err = mf.Seek(0, io.SeekStart); err == nil {
+		raw, err = io.ReadAll(mf)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("linux.seccomp: read the BPF program: %w", err)
+	}
+	if len(raw)%8 != 0 || len(raw) == 0 {
+		return nil, fmt.Errorf("linux.seccomp: BPF program of %d bytes", len(raw))
+	}
+	c := &Seccomp{prog: make([]unix.SockFilter, len(raw)/8), notify: HasNotify(s)}
+	for i := range c.prog {
+		b := raw[i*8:]
+		c.prog[i] = unix.SockFilter{
+			Code: uint16(b[0]) | uint16(b[1])<<8, Jt: b[2], Jf: b[3],
+			K: uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24,
+		}
+	}
+	for _, fl := range s.Flags {
+		switch fl {
+		case "SECCOMP_FILTER_FLAG_LOG":
+			c.flags |= unix.SECCOMP_FILTER_FLAG_LOG
+		case "SECCOMP_FILTER_FLAG_SPEC_ALLOW":
+			c.flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+		case "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV":
+			c.flags |= 1 << 5 // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19)
+		}
+	}
+	if c.notify {
+		c.flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	}
+	return c, nil
+}
+
+// Load installs the filter on the calling thread, which must be the one
+// that execs; with SCMP_ACT_NOTIFY rules it returns the listener fd.
+func (c *Seccomp) Load() (*os.File, error) {
+	prog := unix.SockFprog{Len: uint16(len(c.prog)), Filter: &c.prog[0]}
+	r, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, c.flags, uintptr(unsafe.Pointer(&prog)))
+	runtime.KeepAlive(c.prog)
+	if e != 0 {
+		return nil, fmt.Errorf("linux.seccomp: load filter: %w", e)
+	}
+	if !c.notify {
 		return nil, nil
 	}
-	return os.NewFile(uintptr(fd), "seccomp-notify"), nil
+	return os.NewFile(r, "seccomp-notify"), nil
 }
 
 // HasNotify reports whether the profile uses SCMP_ACT_NOTIFY.

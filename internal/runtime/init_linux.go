@@ -13,7 +13,6 @@ import (
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/linux"
@@ -138,15 +137,6 @@ func initContainer(sock *os.File) error {
 		}
 	}
 	proc.Close()
-	for i, rl := range p.Rlimits {
-		res, ok := spec.RlimitResource(rl.Type)
-		if !ok {
-			return fmt.Errorf("process.rlimits[%d].type: unknown rlimit %q", i, rl.Type)
-		}
-		if err := linux.SetRlimit(rl.Type, res, rl.Soft, rl.Hard); err != nil {
-			return fmt.Errorf("process.rlimits[%d]: %w", i, err)
-		}
-	}
 	if !cfg.NoNewKeyring {
 		if err := linux.JoinSessionKeyring("_ses." + cfg.ID); err != nil {
 			return err
@@ -166,15 +156,6 @@ func initExec(sock *os.File, cfg *initConfig) error {
 	if p.Terminal {
 		if _, err := unix.Setsid(); err != nil {
 			return fmt.Errorf("setsid: %w", err)
-		}
-	}
-	for i, rl := range p.Rlimits {
-		res, ok := spec.RlimitResource(rl.Type)
-		if !ok {
-			return fmt.Errorf("process.rlimits[%d].type: unknown rlimit %q", i, rl.Type)
-		}
-		if err := linux.SetRlimit(rl.Type, res, rl.Soft, rl.Hard); err != nil {
-			return fmt.Errorf("process.rlimits[%d]: %w", i, err)
 		}
 	}
 	return finishAndExec(sock, cfg, nil)
@@ -236,8 +217,8 @@ func setupTerminal(cfg *initConfig) error {
 
 // loadSeccomp loads the filter; a notify listener fd goes to the parent,
 // which hands it to linux.seccomp.listenerPath.
-func loadSeccomp(sock *os.File, f *libseccomp.ScmpFilter, sc *specs.LinuxSeccomp) error {
-	notify, err := linux.LoadSeccomp(f)
+func loadSeccomp(sock *os.File, f *linux.Seccomp) error {
+	notify, err := f.Load()
 	if err != nil {
 		return err
 	}
@@ -330,19 +311,31 @@ func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 	// happens before the capabilities are dropped (as in runc); with a
 	// notify action it must happen before ready, for the listener to get
 	// its fd while the runtime is still there.
-	var filter *libseccomp.ScmpFilter
+	var filter *linux.Seccomp
 	var sc *specs.LinuxSeccomp
 	if cfg.Spec.Linux != nil {
 		sc = cfg.Spec.Linux.Seccomp
 	}
 	if sc != nil {
-		if filter, err = linux.SeccompFilter(sc); err != nil {
+		if filter, err = linux.CompileSeccomp(sc); err != nil {
 			return err
+		}
+	}
+	// rlimits now, after everything that allocates much (the seccomp
+	// compiler above): a low RLIMIT_AS would otherwise starve the runtime
+	// itself; still before the capabilities are dropped.
+	for i, rl := range p.Rlimits {
+		res, ok := spec.RlimitResource(rl.Type)
+		if !ok {
+			return fmt.Errorf("process.rlimits[%d].type: unknown rlimit %q", i, rl.Type)
+		}
+		if err := linux.SetRlimit(rl.Type, res, rl.Soft, rl.Hard); err != nil {
+			return fmt.Errorf("process.rlimits[%d]: %w", i, err)
 		}
 	}
 	loadEarly := filter != nil && (!p.NoNewPrivileges || linux.HasNotify(sc))
 	if loadEarly && !p.NoNewPrivileges {
-		if err := loadSeccomp(sock, filter, sc); err != nil {
+		if err := loadSeccomp(sock, filter); err != nil {
 			return err
 		}
 	}
@@ -354,7 +347,7 @@ func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
 		}
 		if loadEarly {
-			if err := loadSeccomp(sock, filter, sc); err != nil {
+			if err := loadSeccomp(sock, filter); err != nil {
 				return err
 			}
 		}
@@ -386,7 +379,7 @@ func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 		return err
 	}
 	if filter != nil && !loadEarly {
-		if _, err := linux.LoadSeccomp(filter); err != nil {
+		if _, err := filter.Load(); err != nil {
 			return err
 		}
 	}
