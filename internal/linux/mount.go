@@ -42,27 +42,6 @@ func CreateInRoot(root *os.File, path string) (*os.File, error) {
 	return pathrs.OpenatInRoot(root, path)
 }
 
-// lockedFlags returns the mount flags of the mount at fd that an unprivileged
-// remount must keep (the kernel locks them when a mount namespace is copied
-// into a less privileged user namespace).
-func lockedFlags(fd uintptr) uintptr {
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(fd), &st); err != nil {
-		return 0
-	}
-	var f uintptr
-	for st1, ms := range map[int64]uintptr{
-		unix.ST_RDONLY: unix.MS_RDONLY, unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
-		unix.ST_NOEXEC: unix.MS_NOEXEC, unix.ST_NOATIME: unix.MS_NOATIME, unix.ST_NODIRATIME: unix.MS_NODIRATIME,
-		unix.ST_RELATIME: unix.MS_RELATIME,
-	} {
-		if int64(st.Flags)&st1 != 0 {
-			f |= ms
-		}
-	}
-	return f
-}
-
 // BindMount clones the tree at src (recursively when o asks for rbind),
 // applies the mount flags to the detached copy, then attaches it on target.
 // Working on the detached copy means no window where the mount is visible
@@ -171,26 +150,6 @@ func SetPropagation(mnt *os.File, o MountOptions) error {
 		return setAttrs(int(mnt.Fd()), MountOptions{RecAttrSet: o.RecAttrSet, RecAttrClr: o.RecAttrClr})
 	}
 	return nil
-}
-
-// RemountReadonly makes the mount on top of mnt read-only, keeping its other
-// (possibly locked) flags.
-func RemountReadonly(mnt *os.File) error {
-	flags := unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | lockedFlags(mnt.Fd())
-	if err := unix.Mount("", ProcFdPath(mnt.Fd()), "", flags, ""); err != nil {
-		return fmt.Errorf("remount read-only: %w", err)
-	}
-	return nil
-}
-
-// IsMountRoot reports whether f is the root of a mount (so a remount through
-// it acts on the right mount).
-func IsMountRoot(f *os.File) bool {
-	var st unix.Statx_t
-	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &st); err != nil {
-		return false
-	}
-	return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }
 
 // MountPointOf returns the mount point of the mount that path is on, by

@@ -17,9 +17,6 @@ type MountOptions struct {
 	TmpCopyUp              bool
 }
 
-// Bind reports whether the options ask for a bind mount.
-func (o MountOptions) Bind() bool { return o.Flags&unix.MS_BIND != 0 }
-
 var flagOpts = map[string]struct {
 	clear bool
 	flag  uintptr

@@ -29,9 +29,6 @@ func TestParseMountOptions(t *testing.T) {
 	if got := o.DataString(); got != "mode=755,size=65536k" {
 		t.Errorf("data %q", got)
 	}
-	if !o.Bind() {
-		t.Errorf("Bind() false for rbind")
-	}
 }
 
 func TestPropagationFlags(t *testing.T) {

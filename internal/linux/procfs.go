@@ -62,6 +62,3 @@ func (p *Proc) Write(path, data string) error {
 	}
 	return nil
 }
-
-// Fd returns the handle's directory fd.
-func (p *Proc) Fd() int { return p.fd }

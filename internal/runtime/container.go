@@ -30,9 +30,6 @@ type Container struct {
 	state *State
 }
 
-// ID returns the container id.
-func (c *Container) ID() string { return c.id }
-
 // Close releases the lock.
 func (c *Container) Close() {
 	if c.lock != nil {

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -594,19 +593,6 @@ func (v *validator) resources(l *specs.Linux) error {
 		}
 	}
 	return nil
-}
-
-// isSet reports whether a pointer, slice or map field carries any value:
-// engines emit empty objects such as "memory": {} that ask for nothing.
-func isSet(x any) bool {
-	rv := reflect.ValueOf(x)
-	switch rv.Kind() {
-	case reflect.Pointer:
-		return !rv.IsNil() && !rv.Elem().IsZero()
-	case reflect.Slice, reflect.Map:
-		return rv.Len() > 0
-	}
-	return !rv.IsZero()
 }
 
 // seccomp checks what can be checked without compiling the profile (the
