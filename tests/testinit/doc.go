@@ -13,8 +13,8 @@
 // object followed by a newline, so tests can decode it with encoding/json.
 // Usage errors (unknown subcommand, bad arguments) go to stderr and make the
 // process exit with status 1. Probe subcommands (read, write, stat, kill,
-// mknod) exit 0 even when the probed operation fails: the JSON says whether
-// it worked.
+// mknod, ptrace) exit 0 even when the probed operation fails: the JSON says
+// whether it worked.
 //
 // The subcommand is taken from argv[1]; if argv[0]'s base name is itself a
 // subcommand name (testinit symlinked or copied as, say, "report"), that
@@ -33,6 +33,8 @@
 //	kill PID SIG      send SIG (number or name) to PID -> KillResult
 //	mknod PATH        try to create char device 1:3 at PATH -> OpResult
 //	echo ARGS...      print the arguments joined by spaces (plain text)
+//	clock             CLOCK_MONOTONIC, CLOCK_BOOTTIME, /proc/uptime -> ClockResult
+//	ptrace PID        try PTRACE_SEIZE on PID (detach if it worked) -> PtraceResult
 //
 // Two properties of Go binaries matter for tests that look at file
 // descriptors: the Go runtime opens /dev/null on any of fds 0, 1 and 2 that

@@ -96,6 +96,8 @@ func init() {
 		"exeprobe": {"exeprobe PID|scan", 1, cmdExeProbe},
 		"procpeek": {"procpeek FIFO SECONDS", 2, cmdProcPeek},
 		"probe":    {"probe PATH...", -1, cmdProbe},
+		"clock":    {"clock", 0, cmdClock},
+		"ptrace":   {"ptrace PID", 1, cmdPtrace},
 	}
 }
 

@@ -320,3 +320,23 @@ func cString(b []byte) string {
 	}
 	return string(b)
 }
+
+// parseUptime returns the first field of /proc/uptime ("350735.47
+// 234388.90") as seconds.
+func parseUptime(s string) (float64, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0, errors.New("/proc/uptime: empty")
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil || math.IsNaN(v) || v < 0 {
+		return 0, fmt.Errorf("/proc/uptime: bad uptime %q", f[0])
+	}
+	return v, nil
+}
+
+// nsToSeconds converts nanoseconds to float seconds without losing the
+// whole-second part to rounding.
+func nsToSeconds(ns int64) float64 {
+	return float64(ns/1e9) + float64(ns%1e9)/1e9
+}

@@ -395,3 +395,39 @@ func TestRunDispatch(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUptime(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"350735.47 234388.90\n", 350735.47, true},
+		{"0.01 0.00\n", 0.01, true},
+		{"1728123.99 1.00", 1728123.99, true},
+		{"", 0, false},
+		{"\n", 0, false},
+		{"abc 1.0\n", 0, false},
+		{"-1.0 1.0\n", 0, false},
+	} {
+		got, err := parseUptime(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseUptime(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestNSToSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		ns   int64
+		want float64
+	}{
+		{0, 0},
+		{1_500_000_000, 1.5},
+		{864000_250_000_000, 864000.25},
+	} {
+		if got := nsToSeconds(tc.ns); got != tc.want {
+			t.Errorf("nsToSeconds(%d) = %v, want %v", tc.ns, got, tc.want)
+		}
+	}
+}
