@@ -31,20 +31,13 @@ const (
 func tenantHostID(n int) uint32 { return uint32(tenantBase + n*tenantSize) }
 
 // tenantSpec makes b's spec tenant n's: a new user namespace mapping
-// container 0-65535 to the tenant's host range, shared (a host directory)
-// bind-mounted at /shared, and a sleeping testinit as the init.
-//
-// To let the probes see the other tenant's processes, the container has no
-// pid namespace of its own and /proc is an rbind of the host's /proc (a
-// fresh procfs needs CAP_SYS_ADMIN over the pid namespace's owner, which a
-// tenant root does not have for the host's). Isolation between tenants then
-// rests on the user namespaces alone, which is what is under test.
-func tenantSpec(b *bundle, n int, shared string) {
-	b.t.Helper()
+// container 0-65535 to the tenant's host range, and a sleeping testinit as
+// the init.
+func tenantSpec(b *bundle, n int) {
 	s := b.spec
 	var nss []specs.LinuxNamespace
 	for _, ns := range s.Linux.Namespaces {
-		if ns.Type != specs.PIDNamespace && ns.Type != specs.UserNamespace {
+		if ns.Type != specs.UserNamespace {
 			nss = append(nss, ns)
 		}
 	}
@@ -52,6 +45,27 @@ func tenantSpec(b *bundle, n int, shared string) {
 	id := tenantHostID(n)
 	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: id, Size: tenantSize}}
 	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: id, Size: tenantSize}}
+	s.Hostname = fmt.Sprintf("tenant%d", n)
+	b.setArgs("/testinit", "sleep", "1000")
+}
+
+// withSharedAndHostProcs bind-mounts shared (a host directory) at /shared
+// and, so that the probes can see the other tenant's processes, leaves the
+// container in the host's pid namespace with /proc an rbind of the host's
+// /proc (a fresh procfs needs CAP_SYS_ADMIN over the owner of the pid
+// namespace, which a tenant root does not have for the host's). Isolation
+// between tenants then rests on the user namespaces alone, which is what is
+// under test; it is not a recommended tenant configuration.
+func withSharedAndHostProcs(b *bundle, shared string) {
+	b.t.Helper()
+	s := b.spec
+	var nss []specs.LinuxNamespace
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type != specs.PIDNamespace {
+			nss = append(nss, ns)
+		}
+	}
+	s.Linux.Namespaces = nss
 	replaced := false
 	for i, m := range s.Mounts {
 		if m.Destination == "/proc" {
@@ -65,11 +79,23 @@ func tenantSpec(b *bundle, n int, shared string) {
 	}
 	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/shared", Type: "bind", Source: shared,
 		Options: []string{"rbind", "rw"}})
+	// The tenant root cannot create the mountpoint in a rootfs owned by
+	// host root (see TestTenantRootfsOwnership).
 	if err := os.Mkdir(filepath.Join(b.rootfs, "shared"), 0o755); err != nil {
 		b.t.Fatal(err)
 	}
-	s.Hostname = fmt.Sprintf("tenant%d", n)
-	b.setArgs("/testinit", "sleep", "1000")
+}
+
+// newSharedDir makes a host directory like /tmp (world-writable, sticky)
+// under b's temp dir; every component above it is 0755 (newBundle), so
+// tenant roots reach it.
+func newSharedDir(b *bundle) string {
+	b.t.Helper()
+	shared := b.tempDir("shared")
+	if err := os.Chmod(shared, 0o1777); err != nil {
+		b.t.Fatal(err)
+	}
+	return shared
 }
 
 // tenant is one running tenant container.
@@ -128,17 +154,13 @@ type killResult struct {
 func TestTenantsIsolatedByUserNamespace(t *testing.T) {
 	t.Parallel()
 	b1, b2 := newBundle(t), newBundle(t)
-	// Created by the test (host root), world-writable and sticky like /tmp;
-	// every component above it is 0755 (newBundle), so tenant roots reach it.
-	shared := b1.tempDir("shared")
-	if err := os.Chmod(shared, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	shared := newSharedDir(b1)
 
 	tenants := []*tenant{{n: 1, b: b1}, {n: 2, b: b2}}
 	for _, tn := range tenants {
 		tn.id = tenantHostID(tn.n)
-		tenantSpec(tn.b, tn.n, shared)
+		tenantSpec(tn.b, tn.n)
+		withSharedAndHostProcs(tn.b, shared)
 		tn.c = tn.b.runDetached(newID(t))
 	}
 	t1, t2 := tenants[0], tenants[1]
@@ -289,14 +311,12 @@ func TestTenantsIsolatedByUserNamespace(t *testing.T) {
 func TestTenantsSharingARangeAreOneUser(t *testing.T) {
 	t.Parallel()
 	b1, b2 := newBundle(t), newBundle(t)
-	shared := b1.tempDir("shared")
-	if err := os.Chmod(shared, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	shared := newSharedDir(b1)
 	a := &tenant{n: 1, id: tenantHostID(1), b: b1}
 	bb := &tenant{n: 1, id: tenantHostID(1), b: b2}
 	for _, tn := range []*tenant{a, bb} {
-		tenantSpec(tn.b, tn.n, shared)
+		tenantSpec(tn.b, tn.n)
+		withSharedAndHostProcs(tn.b, shared)
 		tn.c = tn.b.runDetached(newID(t))
 	}
 	if nsInode(t, fmt.Sprintf("/proc/%d/ns/user", a.c.pid)) == nsInode(t, fmt.Sprintf("/proc/%d/ns/user", bb.c.pid)) {
@@ -322,4 +342,67 @@ func TestTenantsSharingARangeAreOneUser(t *testing.T) {
 	if pt.OK || pt.Errno != int(unix.EPERM) {
 		t.Errorf("second container ptracing the first's init %s across user namespaces: %+v; want EPERM", pid, pt)
 	}
+}
+
+// The rootfs is a host directory: owned by host root, the tenant root sees
+// it as the overflow id and may read but not write it (its capabilities do
+// not cover ids unmapped in its namespace). Chowned to the tenant's range,
+// it is the tenant root's own. (Idmapped mounts are the alternative that
+// leaves the files on disk alone.)
+func TestTenantRootfsOwnership(t *testing.T) {
+	t.Parallel()
+	t.Run("OwnedByHostRoot", func(t *testing.T) {
+		t.Parallel()
+		b := newBundle(t)
+		tenantSpec(b, 1)
+		b.spec.Root.Readonly = false
+		tn := &tenant{n: 1, id: tenantHostID(1), b: b, c: b.runDetached(newID(t))}
+		var st statResult
+		tn.exec(&st, "stat", "/etc")
+		if st.UID != 65534 || st.GID != 65534 {
+			t.Errorf("/etc (host root's) inside: %+v; want the overflow id 65534:65534", st)
+		}
+		var r fileResult
+		tn.exec(&r, "read", "/testinit")
+		if !r.OK {
+			t.Errorf("reading /testinit (host root's, 0755) as the tenant root: %+v; want success", r)
+		}
+		var w fileResult
+		tn.exec(&w, "write", "/etc/tenant-file")
+		if w.OK || w.Errno != int(unix.EACCES) {
+			t.Errorf("creating /etc/tenant-file in host root's /etc as the tenant root: %+v; want EACCES", w)
+		}
+		if _, err := os.Lstat(filepath.Join(b.rootfs, "etc", "tenant-file")); err == nil {
+			t.Errorf("/etc/tenant-file exists on the host")
+		}
+	})
+	t.Run("ChownedToTenant", func(t *testing.T) {
+		t.Parallel()
+		b := newBundle(t)
+		id := tenantHostID(1)
+		if err := filepath.WalkDir(b.rootfs, func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, int(id), int(id))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		tenantSpec(b, 1)
+		b.spec.Root.Readonly = false
+		tn := &tenant{n: 1, id: id, b: b, c: b.runDetached(newID(t))}
+		var st statResult
+		tn.exec(&st, "stat", "/etc")
+		if st.UID != 0 || st.GID != 0 {
+			t.Errorf("/etc (chowned to %d) inside: %+v; want 0:0", id, st)
+		}
+		var w fileResult
+		tn.exec(&w, "write", "/etc/tenant-file")
+		if !w.OK {
+			t.Fatalf("creating /etc/tenant-file in the tenant-owned rootfs: %+v", w)
+		}
+		if uid, gid := hostOwner(t, filepath.Join(b.rootfs, "etc", "tenant-file")); uid != id || gid != id {
+			t.Errorf("/etc/tenant-file on the host owned by %d:%d, want %d:%d", uid, gid, id, id)
+		}
+	})
 }
