@@ -145,8 +145,16 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	for i := len(packageCleanups) - 1; i >= 0; i-- {
+		packageCleanups[i]()
+	}
+	return code
 }
+
+// packageCleanups run after every test (for fixtures shared between tests,
+// such as the rootless test user), last registered first.
+var packageCleanups []func()
 
 func goBuild(out, pkg string, static bool) error {
 	goTool := "go"
@@ -365,6 +373,14 @@ type bundle struct {
 	root   string // --root
 	spec   *specs.Spec
 	ids    []string // containers of this bundle (tracked for teardown)
+	// asUser, when set, runs every warren command of this bundle as that
+	// unprivileged user, with its default state root (root is then
+	// $XDG_RUNTIME_DIR/warren), and bin instead of warrenBin if set.
+	asUser *testUser
+	bin    string
+	// launchCgroup, when set, is the cgroup v2 directory warren is
+	// started in (a leaf of a subtree delegated to asUser).
+	launchCgroup string
 
 	mountsBefore map[string]bool
 }
@@ -520,14 +536,39 @@ type proc struct {
 func (b *bundle) start(o execOpts, args ...string) *proc {
 	b.t.Helper()
 	full := append([]string{"--root", b.root}, args...)
+	bin := warrenBin
+	if b.bin != "" {
+		bin = b.bin
+	}
+	if b.asUser != nil {
+		full = args
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	cmd := exec.CommandContext(ctx, warrenBin, full...)
+	cmd := exec.CommandContext(ctx, bin, full...)
 	cmd.Dir = b.dir
 	// Socket activation variables would make warren pass extra fds
 	// (runc semantics); the fd tests need a known starting point.
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
-		return strings.HasPrefix(e, "LISTEN_FDS=") || strings.HasPrefix(e, "LISTEN_PID=") || strings.HasPrefix(e, "LISTEN_FDNAMES=")
+		return strings.HasPrefix(e, "LISTEN_FDS=") || strings.HasPrefix(e, "LISTEN_PID=") || strings.HasPrefix(e, "LISTEN_FDNAMES=") ||
+			strings.HasPrefix(e, "XDG_RUNTIME_DIR=")
 	})
+	if u := b.asUser; u != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: []uint32{}}}
+		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+filepath.Dir(b.root))
+	}
+	if b.launchCgroup != "" {
+		cg, err := os.Open(b.launchCgroup)
+		if err != nil {
+			cancel()
+			b.t.Fatal(err)
+		}
+		defer cg.Close()
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cg.Fd())
+	}
 	cmd.Stdin = o.stdin
 	cmd.ExtraFiles = o.extraFiles
 	// Files, not pipes: a created or detached container keeps warren's
@@ -977,6 +1018,7 @@ type report struct {
 	FDTargets   map[int]string `json:"fdTargets"`
 	UIDMap      string         `json:"uidMap"`
 	GIDMap      string         `json:"gidMap"`
+	Setgroups   string         `json:"setgroups"`
 	OOMScoreAdj int            `json:"oomScoreAdj"`
 	Cgroup      string         `json:"cgroup"`
 	Mounts      []struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -81,12 +80,6 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 		}
 		return nil, 0, nil, fmt.Errorf("--systemd-cgroup: the systemd cgroup driver is not supported yet: %w", errdefs.ErrNotSupported)
 	}
-	if c.GlobalString("rootless") == "true" && os.Geteuid() != 0 {
-		return nil, 0, nil, fmt.Errorf("--rootless: rootless containers are not supported yet: %w", errdefs.ErrNotSupported)
-	}
-	if os.Geteuid() != 0 {
-		return nil, 0, nil, errors.New("warren must run as root (rootless containers are not supported yet)")
-	}
 	if err := runtime.ValidateID(id); err != nil {
 		return nil, 0, nil, err
 	}
@@ -95,6 +88,9 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 	}
 	bundle, s, err := loadBundle(c)
 	if err != nil {
+		return nil, 0, nil, err
+	}
+	if err := checkUnprivileged(s); err != nil {
 		return nil, 0, nil, err
 	}
 	preserve := c.Int("preserve-fds")
@@ -124,6 +120,7 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 		NoPivot:       c.Bool("no-pivot"),
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   preserve,
+		Rootless:      rootlessMode(c),
 	})
 	if err != nil {
 		cons.close()
@@ -140,4 +137,19 @@ func absOrEmpty(p string) string {
 		return abs
 	}
 	return p
+}
+
+// checkUnprivileged refuses, before anything is created, a config an
+// unprivileged user cannot run: without a new user namespace it could not
+// create the others, nor join namespaces it does not own.
+func checkUnprivileged(s *specs.Spec) error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace && ns.Path == "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("linux.namespaces: warren runs as uid %d, and an unprivileged user can only create a container in a new user namespace: add {\"type\": \"user\"} with linux.uidMappings and linux.gidMappings (\"warren spec --rootless\" writes such a config): %w", os.Geteuid(), errdefs.ErrInvalid)
 }

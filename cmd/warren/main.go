@@ -44,9 +44,9 @@ func main() {
 		cli.BoolFlag{Name: "debug", Usage: "enable debug logging"},
 		cli.StringFlag{Name: "log", Value: "", Usage: "set the log file to write warren logs to (default is stderr)"},
 		cli.StringFlag{Name: "log-format", Value: "text", Usage: "set the log format ('text' or 'json')"},
-		cli.StringFlag{Name: "root", Value: runtime.DefaultRoot, Usage: "root directory for storage of container state (this should be located in tmpfs)"},
+		cli.StringFlag{Name: "root", Value: runtime.DefaultRoot, Usage: "root directory for storage of container state (this should be located in tmpfs; default $XDG_RUNTIME_DIR/warren for an unprivileged user)"},
 		cli.BoolFlag{Name: "systemd-cgroup", Usage: "use the systemd cgroup driver (not supported yet: create and run fail with a clear error)"},
-		cli.StringFlag{Name: "rootless", Value: "auto", Usage: "rootless mode ('true', 'false', or 'auto'); rootless containers are not supported yet"},
+		cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto': true for an unprivileged user or root in a user namespace)"},
 		cli.StringFlag{Name: "criu", Value: "criu", Usage: "accepted for compatibility; checkpoint/restore is not supported"},
 	}
 	app.Commands = []cli.Command{

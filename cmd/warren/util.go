@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
@@ -40,10 +41,16 @@ func (h plainHandler) Handle(_ context.Context, r slog.Record) error {
 func (h plainHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h plainHandler) WithGroup(string) slog.Handler      { return h }
 
+// rootDir is --root, or by default /run/warren for root and
+// $XDG_RUNTIME_DIR/warren for an unprivileged user (runc's rule), so a
+// rootless user's containers live in a directory it owns.
 func rootDir(c *cli.Context) string {
 	r := c.GlobalString("root")
-	if r == "" {
+	if !c.GlobalIsSet("root") {
 		r = runtime.DefaultRoot
+		if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && os.Geteuid() != 0 {
+			r = filepath.Join(x, "warren")
+		}
 	}
 	if abs, err := filepath.Abs(r); err == nil {
 		r = abs
@@ -79,4 +86,29 @@ func argsDesc(min, max int) string {
 
 func isNotExist(err error) bool {
 	return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, os.ErrNotExist)
+}
+
+// rootlessMode is --rootless: in rootless mode cgroups that are not
+// delegated to the caller are skipped instead of failing. "auto" (runc's
+// default) means an unprivileged user, or root inside a user namespace
+// (whose root is not the host's and so owns no cgroup either).
+func rootlessMode(c *cli.Context) bool {
+	switch c.GlobalString("rootless") {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return os.Geteuid() != 0 || inUserNamespace()
+}
+
+// inUserNamespace reports whether this process is in a user namespace other
+// than the initial one, whose uid_map is the identity over all 2^32 ids.
+func inUserNamespace() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }

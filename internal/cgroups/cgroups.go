@@ -11,9 +11,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -134,6 +136,11 @@ type Manager struct {
 
 	// hierarchies seen by New (nil for a Manager rebuilt from state).
 	hierarchies []Hierarchy
+	// created is set once Create or CreateDelegated has run.
+	created bool
+	// skipped lists the hierarchies CreateDelegated dropped because they
+	// are not delegated to the caller ("" for cgroup2).
+	skipped []string
 }
 
 // MountedHierarchies returns the hierarchies New found, listing them again
@@ -226,8 +233,12 @@ func New(cgroupsPath, id string) (*Manager, error) {
 // The v1 hierarchies are independent and each mkdir is slow (the kernel
 // synchronises on the hierarchy), so they are done in parallel.
 func (m *Manager) Create() error {
+	if m.created {
+		return nil
+	}
+	m.created = true
 	if m.Unified() {
-		return m.createV2(m.Paths[""])
+		return m.createV2(m.Paths[""], false)
 	}
 	errs := make(chan error, len(m.Paths))
 	for key, dir := range m.Paths {
@@ -242,6 +253,82 @@ func (m *Manager) Create() error {
 	return first
 }
 
+// CreateDelegated is Create for an unprivileged caller (rootless mode): a
+// hierarchy where the caller may not create the container's cgroup is not
+// delegated to it, and is dropped from Paths instead of failing; Skipped
+// lists those. On v2, controllers an ancestor the caller does not own has
+// not enabled stay unavailable (Set names them if the config needs them).
+// Other errors still fail.
+func (m *Manager) CreateDelegated() error {
+	if m.created {
+		return nil
+	}
+	m.created = true
+	if m.Unified() {
+		err := m.createV2(m.Paths[""], true)
+		if isPermission(err) {
+			m.drop("")
+			return nil
+		}
+		return err
+	}
+	type result struct {
+		key string
+		err error
+	}
+	res := make(chan result, len(m.Paths))
+	for key, dir := range m.Paths {
+		go func() { res <- result{key, createV1(key, dir)} }()
+	}
+	var first error
+	for range len(m.Paths) {
+		r := <-res
+		switch {
+		case isPermission(r.err):
+			m.drop(r.key)
+		case r.err != nil && first == nil:
+			first = r.err
+		}
+	}
+	return first
+}
+
+// Drop gives up the whole cgroup (rootless mode, when the caller turns out
+// not to be allowed to move a process into it): what was created is
+// removed and every hierarchy is listed in Skipped.
+func (m *Manager) Drop() {
+	_ = m.Destroy()
+	for key := range m.Paths {
+		m.drop(key)
+	}
+}
+
+func (m *Manager) drop(key string) {
+	if dir, ok := m.Paths[key]; ok {
+		_ = os.Remove(dir)
+	}
+	delete(m.Paths, key)
+	m.skipped = append(m.skipped, key)
+	sort.Strings(m.skipped)
+}
+
+// Skipped lists the hierarchies (keys such as "memory" or "cpu,cpuacct";
+// "cgroup2" for the unified one) that rootless mode left out.
+func (m *Manager) Skipped() []string {
+	out := make([]string, len(m.skipped))
+	for i, k := range m.skipped {
+		if k == "" {
+			k = "cgroup2"
+		}
+		out[i] = k
+	}
+	return out
+}
+
+func isPermission(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)
+}
+
 func createV1(key, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", dir, err)
@@ -254,7 +341,7 @@ func createV1(key, dir string) error {
 
 // createV2 creates dir, enabling in each ancestor's cgroup.subtree_control
 // the controllers it has, so that the container's cgroup gets them all.
-func (m *Manager) createV2(dir string) error {
+func (m *Manager) createV2(dir string, delegated bool) error {
 	mnt, err := m.v2MountPoint(dir)
 	if err != nil {
 		return err
@@ -265,7 +352,7 @@ func (m *Manager) createV2(dir string) error {
 		if part == "" || part == "." {
 			continue
 		}
-		if err := enableControllers(cur); err != nil {
+		if err := enableControllers(cur); err != nil && !(delegated && isPermission(err)) {
 			return err
 		}
 		cur = filepath.Join(cur, part)
@@ -327,6 +414,23 @@ func (m *Manager) AddPid(pid int) error {
 	p := []byte(strconv.Itoa(pid))
 	for _, dir := range m.Paths {
 		if err := writeFile(filepath.Join(dir, "cgroup.procs"), p); err != nil {
+			return fmt.Errorf("move pid %d into cgroup %s: %w", pid, dir, err)
+		}
+	}
+	return nil
+}
+
+// AddPidDelegated is AddPid in rootless mode: a hierarchy the caller may
+// not move pid into is dropped (see CreateDelegated) instead of failing.
+func (m *Manager) AddPidDelegated(pid int) error {
+	p := []byte(strconv.Itoa(pid))
+	for key, dir := range m.Paths {
+		err := writeFile(filepath.Join(dir, "cgroup.procs"), p)
+		if isPermission(err) {
+			m.drop(key)
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("move pid %d into cgroup %s: %w", pid, dir, err)
 		}
 	}

@@ -56,6 +56,10 @@ func (w *writer) write(field, ctrl, file, value string) {
 		return
 	}
 	dir := w.m.dir(ctrl)
+	if dir == "" && len(w.m.skipped) > 0 {
+		w.err = fmt.Errorf("%s: cannot set a limit: the %s cgroup controller is not delegated to this user (rootless mode skipped %s); delegate a writable cgroup subtree or remove the limit: %w", field, ctrl, strings.Join(w.m.Skipped(), ", "), errdefs.ErrNotSupported)
+		return
+	}
 	if dir == "" {
 		w.err = fmt.Errorf("%s: the %s cgroup controller is not available on this host: %w", field, ctrl, errdefs.ErrNotSupported)
 		return

@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,13 +69,55 @@ func bindMountAt(dirfd int, src string, target *os.File, o MountOptions) error {
 		return fmt.Errorf("bind mount source %s: %w", src, err)
 	}
 	defer unix.Close(tree)
+	return attachTree(tree, src, target, o)
+}
+
+// AttachTree attaches a detached mount tree (from open_tree(2), such as an
+// id-mapped clone made by IDMapTree) on target with the flags of o.
+func AttachTree(tree *os.File, what string, target *os.File, o MountOptions) error {
+	return attachTree(int(tree.Fd()), what, target, o)
+}
+
+func attachTree(tree int, what string, target *os.File, o MountOptions) error {
 	if err := setAttrs(tree, o); err != nil {
 		return err
 	}
 	if err := unix.MoveMount(tree, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
-		return fmt.Errorf("attach bind mount of %s: %w", src, err)
+		return fmt.Errorf("attach bind mount of %s: %w", what, err)
 	}
 	return nil
+}
+
+// IDMapTree returns a detached clone of the mount at src (the whole tree
+// when recursive) whose top mount, or every mount with recursiveIDMap, is
+// id-mapped through the user namespace usernsFd (MOUNT_ATTR_IDMAP, Linux
+// 5.12+): a file owned by id N on disk shows as the host id that N maps to
+// in that namespace.
+func IDMapTree(src string, recursive, recursiveIDMap bool, usernsFd int) (*os.File, error) {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, flags)
+	if err != nil {
+		return nil, fmt.Errorf("bind mount source %s: %w", src, err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(usernsFd)}
+	at := unix.AT_EMPTY_PATH
+	if recursiveIDMap {
+		at |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(tree, "", uint(at), &attr); err != nil {
+		unix.Close(tree)
+		switch {
+		case errors.Is(err, unix.EPERM):
+			err = fmt.Errorf("%w (id-mapping needs CAP_SYS_ADMIN over the host's filesystems: not available to a rootless container)", err)
+		case errors.Is(err, unix.EINVAL):
+			err = fmt.Errorf("%w (the filesystem of %s may not support id-mapped mounts, or it is id-mapped already)", err, src)
+		}
+		return nil, fmt.Errorf("id-map %s: %w", src, err)
+	}
+	return os.NewFile(uintptr(tree), "idmapped:"+src), nil
 }
 
 var msToAttr = []struct {

@@ -15,6 +15,10 @@ type MountOptions struct {
 	RecAttrSet, RecAttrClr uint64
 	Data                   []string // options passed to the filesystem
 	TmpCopyUp              bool
+	// IDMap and RecursiveIDMap: the idmap / ridmap options (an id-mapped
+	// bind mount, see mount_setattr(2) MOUNT_ATTR_IDMAP); never passed
+	// to mount(2).
+	IDMap, RecursiveIDMap bool
 }
 
 var flagOpts = map[string]struct {
@@ -117,6 +121,11 @@ func ParseMountOptions(opts []string) MountOptions {
 				m.RecAttrSet |= a.attr
 				m.RecAttrClr &^= a.attr
 			}
+			continue
+		}
+		if o == "idmap" || o == "ridmap" {
+			m.IDMap = true
+			m.RecursiveIDMap = m.RecursiveIDMap || o == "ridmap"
 			continue
 		}
 		if o == "tmpcopyup" {

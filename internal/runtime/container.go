@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -350,5 +351,8 @@ func owner(uid int) string {
 	if uid == 0 {
 		return "root"
 	}
-	return strconv.Itoa(uid)
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return "#" + strconv.Itoa(uid) // runc's form for a uid without a name
 }

@@ -35,6 +35,9 @@ type CreateOpts struct {
 	NoPivot      bool
 	NoNewKeyring bool
 	PreserveFDs  int
+	// Rootless: cgroup hierarchies not delegated to the caller are
+	// skipped with a warning instead of failing (--rootless).
+	Rootless bool
 	// Stdio for the container's init; nil means this process's.
 	Stdin, Stdout, Stderr *os.File
 	// ConsoleSocket is a connected unix socket that receives the pty
@@ -57,6 +60,9 @@ type initConfig struct {
 	NewNetNS     bool        `json:"newNetns"`
 	// ConsoleFd receives the pty master (process.terminal); 0 for none.
 	ConsoleFd int `json:"consoleFd,omitempty"`
+	// IDMapFds maps the index of an id-mapped bind mount to the fd of
+	// its detached, already id-mapped clone (see idmappedMounts).
+	IDMapFds map[int]int `json:"idmapFds,omitempty"`
 	// Exec: join a running container (namespaces already joined by stage
 	// 0) instead of setting one up.
 	Exec bool `json:"exec,omitempty"`
@@ -228,6 +234,12 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	}
 
 	clone, joins := namespacePlan(s)
+	var idmaps *idMapPlan
+	if clone&unix.CLONE_NEWUSER != 0 {
+		if idmaps, err = planIDMaps(s); err != nil {
+			return 0, err
+		}
+	}
 	syncFd := 3 + o.PreserveFDs
 	cfg := initConfig{
 		ID: o.ID, Spec: s, Bundle: o.Bundle, Rootfs: st.Rootfs,
@@ -239,6 +251,18 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	}
 	if o.ConsoleSocket != nil {
 		cfg.ConsoleFd = syncFd + 2
+	}
+	idmapped, err := idmappedMounts(s, o.Bundle)
+	if err != nil {
+		return 0, err
+	}
+	for i, f := range idmapped {
+		defer f.Close()
+		if cfg.IDMapFds == nil {
+			cfg.IDMapFds = map[int]int{}
+		}
+		cfg.IDMapFds[i] = syncFd + 1 + len(extra)
+		extra = append(extra, f)
 	}
 	if needsCgroupMount(s) {
 		hs, err := mgr.MountedHierarchies()
@@ -252,10 +276,10 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	pid, start, err := spawn(spawnOpts{
 		preserveFDs: o.PreserveFDs, extra: extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
-		cgroup: mgr, createCgroup: true, resources: s.Linux.Resources, devices: s.Linux.Devices,
+		cgroup: mgr, createCgroup: true, rootless: o.Rootless, resources: s.Linux.Resources, devices: s.Linux.Devices,
 		clone: clone, joins: joins,
 		needSync:  clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0),
-		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone) },
+		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone, idmaps) },
 		config:    &cfg,
 		hooks:     c.createHooks(o),
 		notify:    seccompNotify(s.Linux.Seccomp, o.ID, o.Bundle, Creating, s.Annotations),
@@ -263,6 +287,14 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if skipped := mgr.Skipped(); len(skipped) > 0 {
+		note := "rootless: the container runs outside these cgroup hierarchies, which are not delegated to this user (uid " + strconv.Itoa(os.Geteuid()) + "): no limits, stats or freezing there"
+		if len(mgr.Paths) == 0 {
+			note = "rootless: no cgroup is delegated to this user (uid " + strconv.Itoa(os.Geteuid()) + "), so the container runs without one: no resource limits, stats or pause"
+		}
+		slog.Warn(note, "id", o.ID, "skipped", strings.Join(skipped, " "))
+	}
+	st.CgroupPaths = mgr.Paths
 	st.Pid = pid
 	st.InitStartTime = start
 	st.Status = Created
@@ -287,6 +319,10 @@ type spawnOpts struct {
 	createCgroup bool // create it and write resources (create), or join it (exec)
 	resources    *specs.LinuxResources
 	devices      []specs.LinuxDevice
+
+	// rootless: cgroups not delegated to the caller are skipped, not
+	// fatal (--rootless, see cgroups.Manager.CreateDelegated).
+	rootless bool
 
 	clone       uintptr
 	joins       []nsJoin
@@ -333,6 +369,11 @@ func spawn(o spawnOpts) (int, uint64, error) {
 	mgr := o.cgroup
 	// On cgroup v2 the process is born in its cgroup (clone3
 	// CLONE_INTO_CGROUP); on v1 it is moved in right after it starts.
+	if mgr != nil && o.rootless && o.createCgroup {
+		if err := mgr.CreateDelegated(); err != nil {
+			return 0, 0, err
+		}
+	}
 	var cgFile *os.File
 	if mgr != nil && mgr.Unified() {
 		if o.createCgroup {
@@ -345,19 +386,33 @@ func spawn(o spawnOpts) (int, uint64, error) {
 		}
 		defer cgFile.Close()
 	}
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
-		Args:       []string{"warren", "init"},
-		Env:        []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd)},
-		Stdin:      orStd(o.stdin, os.Stdin),
-		Stdout:     orStd(o.stdout, os.Stdout),
-		Stderr:     orStd(o.stderr, os.Stderr),
-		ExtraFiles: files,
+	newCmd := func(cgFile *os.File) *exec.Cmd {
+		cmd := &exec.Cmd{
+			Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
+			Args:       []string{"warren", "init"},
+			Env:        []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd)},
+			Stdin:      orStd(o.stdin, os.Stdin),
+			Stdout:     orStd(o.stdout, os.Stdout),
+			Stderr:     orStd(o.stderr, os.Stderr),
+			ExtraFiles: files,
+		}
+		if cgFile != nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgFile.Fd())}
+		}
+		return cmd
 	}
-	if cgFile != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgFile.Fd())}
+	cmd := newCmd(cgFile)
+	err = cmd.Start()
+	if err != nil && cgFile != nil && o.rootless && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		// Born into a cgroup needs write access to the cgroup.procs of
+		// its and our common ancestor: without it the cgroup is not
+		// really delegated to us.
+		slog.Debug("rootless: cannot start in the container's cgroup; going without", "cgroup", mgr.Paths[""], "err", err)
+		mgr.Drop()
+		cmd = newCmd(nil)
+		err = cmd.Start()
 	}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		child.Close()
 		return 0, 0, fmt.Errorf("start container init: %w", err)
 	}
@@ -378,10 +433,13 @@ func spawn(o spawnOpts) (int, uint64, error) {
 	// Into the cgroup, with its limits, before any namespace is created
 	// and before any user code runs: a new cgroup namespace is rooted at
 	// the cgroup its creator is in.
-	if cgFile == nil && mgr != nil {
-		if o.createCgroup {
+	if cgFile == nil && mgr != nil && len(mgr.Paths) > 0 {
+		switch {
+		case o.rootless:
+			err = mgr.AddPidDelegated(stage0)
+		case o.createCgroup:
 			err = mgr.Apply(stage0)
-		} else {
+		default:
 			err = mgr.AddPid(stage0)
 		}
 		if err != nil {
@@ -510,7 +568,7 @@ func formatMap(m []specs.LinuxIDMapping) string {
 
 // writeIDMaps writes the new user namespace's maps and the new time
 // namespace's offsets for stage 0 (pid), through a verified procfs handle.
-func writeIDMaps(pid int, s *specs.Spec, clone uintptr) error {
+func writeIDMaps(pid int, s *specs.Spec, clone uintptr, plan *idMapPlan) error {
 	proc, err := linux.OpenProc("/proc")
 	if err != nil {
 		return err
@@ -518,11 +576,8 @@ func writeIDMaps(pid int, s *specs.Spec, clone uintptr) error {
 	defer proc.Close()
 	p := strconv.Itoa(pid)
 	if clone&unix.CLONE_NEWUSER != 0 {
-		if err := proc.Write(p+"/uid_map", formatMap(s.Linux.UIDMappings)); err != nil {
-			return fmt.Errorf("linux.uidMappings: %w", err)
-		}
-		if err := proc.Write(p+"/gid_map", formatMap(s.Linux.GIDMappings)); err != nil {
-			return fmt.Errorf("linux.gidMappings: %w", err)
+		if err := plan.write(proc, pid, s); err != nil {
+			return err
 		}
 	}
 	if clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0 {

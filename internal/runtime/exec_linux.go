@@ -13,10 +13,12 @@ import (
 
 // ExecOpts are the inputs of `warren exec`.
 type ExecOpts struct {
-	Process               *specs.Process
-	PreserveFDs           int
-	ConsoleSocket         *os.File // receives the pty master when Process.Terminal
-	IgnorePaused          bool
+	Process       *specs.Process
+	PreserveFDs   int
+	ConsoleSocket *os.File // receives the pty master when Process.Terminal
+	IgnorePaused  bool
+	// Rootless: a cgroup the caller may not join is skipped (--rootless).
+	Rootless              bool
 	Stdin, Stdout, Stderr *os.File
 }
 
@@ -68,10 +70,8 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	if p.Terminal && o.ConsoleSocket == nil {
 		return 0, fmt.Errorf("process.terminal: a terminal needs a console socket: %w", errdefs.ErrInvalid)
 	}
+	// nil for a rootless container that got no cgroup: nothing to join.
 	m := c.cgroup()
-	if m == nil {
-		return 0, fmt.Errorf("container %s has no cgroup to join: %w", c.id, errdefs.ErrState)
-	}
 	var joins []nsJoin
 	initNS := "/proc/" + strconv.Itoa(c.state.Pid) + "/ns/"
 	for _, ns := range nsOrder {
@@ -101,7 +101,7 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	pid, _, err := spawn(spawnOpts{
 		preserveFDs: o.PreserveFDs, extra: extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
-		cgroup: m, joins: joins, nonDumpable: true,
+		cgroup: m, rootless: o.Rootless, joins: joins, nonDumpable: true,
 		config: &cfg,
 		notify: seccompNotify(c.state.Seccomp, c.id, c.state.Bundle, Running, c.state.Annotations),
 	})

@@ -507,6 +507,14 @@ func setUserAndCaps(p *specs.Process) error {
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(gp), 0)
 	goruntime.KeepAlive(groups)
+	if e == unix.EPERM && setgroupsDenied() {
+		// A rootless container mapping only its creator's gid: setgroups
+		// is denied in its user namespace, and there are no groups.
+		if len(groups) > 0 {
+			return fmt.Errorf("process.user.additionalGids %v: setgroups(2) is denied in this user namespace (linux.gidMappings maps only the caller's own gid; map a range from /etc/subgid to use supplementary groups)", u.AdditionalGids)
+		}
+		e = 0
+	}
 	if e != 0 {
 		return fmt.Errorf("process.user.additionalGids %v: setgroups: %w", u.AdditionalGids, e)
 	}
@@ -523,4 +531,9 @@ func setUserAndCaps(p *specs.Process) error {
 		return fmt.Errorf("process.capabilities: %w", err)
 	}
 	return nil
+}
+
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }

@@ -68,7 +68,7 @@ func setupRootfs(cfg *initConfig) error {
 		if dest == "/dev" {
 			devMounted = !isBindMount(m)
 		}
-		if err := mountOne(cfg, root, m, dest); err != nil {
+		if err := mountOne(cfg, root, m, dest, cfg.IDMapFds[i]); err != nil {
 			return fmt.Errorf("mounts[%d] (%s on %s): %w", i, m.Source, m.Destination, err)
 		}
 	}
@@ -122,7 +122,9 @@ func isBindMount(m specs.Mount) bool {
 	return false
 }
 
-func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string) error {
+// idmapFd, when not 0, is the already id-mapped clone of a bind mount's
+// source, made by the runtime (see idmappedMounts).
+func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string, idmapFd int) error {
 	o := linux.ParseMountOptions(m.Options)
 	if o.TmpCopyUp && m.Type != "tmpfs" {
 		return errors.New("the tmpcopyup option applies to tmpfs mounts only")
@@ -147,7 +149,14 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string) error 
 			return fmt.Errorf("destination: %w", err)
 		}
 		defer target.Close()
-		if err := linux.BindMount(src, target, o); err != nil {
+		if idmapFd > 0 {
+			tree := os.NewFile(uintptr(idmapFd), "idmapped:"+src)
+			err = linux.AttachTree(tree, src, target, o)
+			tree.Close()
+		} else {
+			err = linux.BindMount(src, target, o)
+		}
+		if err != nil {
 			return err
 		}
 		return propagation(root, dest, o)

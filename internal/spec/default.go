@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"path/filepath"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -111,13 +110,13 @@ func Default() *specs.Spec {
 }
 
 // Rootless adapts s for a container started by an unprivileged user, as
-// `runc spec --rootless` does: a new user namespace mapping uid/gid (the
-// caller's host ids) to root, no network namespace (an unprivileged user
-// cannot configure one usefully), /sys bind-mounted from the host because a
-// fresh sysfs needs a network namespace the user owns, no uid=/gid= mount
-// options (those ids are unmapped), and no cgroup resources (an unprivileged
-// user cannot write them without delegation).
-func Rootless(s *specs.Spec, uid, gid uint32) {
+// `runc spec --rootless` does, with the given maps (see RootlessMappings): a
+// new user namespace, no uid=/gid= mount options (those ids may be
+// unmapped), and no cgroup resources (an unprivileged user cannot write
+// them without delegation). Unlike runc it keeps the network namespace: the
+// user namespace owns it, so the container gets its own loopback and a
+// fresh sysfs (with the host's /sys bound in as a fallback, see rootfs).
+func Rootless(s *specs.Spec, uidMaps, gidMaps []specs.LinuxIDMapping) {
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
 	}
@@ -125,27 +124,18 @@ func Rootless(s *specs.Spec, uid, gid uint32) {
 
 	namespaces := make([]specs.LinuxNamespace, 0, len(l.Namespaces)+1)
 	for _, ns := range l.Namespaces {
-		if ns.Type == specs.NetworkNamespace || ns.Type == specs.UserNamespace {
+		if ns.Type == specs.UserNamespace {
 			continue
 		}
 		namespaces = append(namespaces, ns)
 	}
 	l.Namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 
-	l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}}
-	l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: gid, Size: 1}}
+	l.UIDMappings = uidMaps
+	l.GIDMappings = gidMaps
 
 	mounts := make([]specs.Mount, 0, len(s.Mounts))
 	for _, m := range s.Mounts {
-		if filepath.Clean(m.Destination) == "/sys" {
-			mounts = append(mounts, specs.Mount{
-				Destination: "/sys",
-				Type:        "none",
-				Source:      "/sys",
-				Options:     []string{"rbind", "nosuid", "noexec", "nodev", "ro"},
-			})
-			continue
-		}
 		var opts []string
 		for _, o := range m.Options {
 			if strings.HasPrefix(o, "uid=") || strings.HasPrefix(o, "gid=") {
@@ -159,4 +149,22 @@ func Rootless(s *specs.Spec, uid, gid uint32) {
 	s.Mounts = mounts
 
 	l.Resources = nil
+}
+
+// RootlessMappings maps container id 0 to the caller's own host id and, when
+// the caller has subordinate ids (/etc/subuid or /etc/subgid, given as
+// start/count pairs), container ids 1 and up to those ranges in order, as
+// podman does. Without subordinate ids the map is the one line an
+// unprivileged user may write itself.
+func RootlessMappings(self uint32, sub [][2]uint32) []specs.LinuxIDMapping {
+	maps := []specs.LinuxIDMapping{{ContainerID: 0, HostID: self, Size: 1}}
+	next := uint64(1)
+	for _, r := range sub {
+		if r[1] == 0 || next+uint64(r[1]) > 1<<32 {
+			break
+		}
+		maps = append(maps, specs.LinuxIDMapping{ContainerID: uint32(next), HostID: r[0], Size: r[1]})
+		next += uint64(r[1])
+	}
+	return maps
 }

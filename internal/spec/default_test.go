@@ -132,7 +132,7 @@ func TestRootless(t *testing.T) {
 			name: "default spec",
 			spec: Default,
 			uid:  1000, gid: 1001,
-			wantNS: []specs.LinuxNamespaceType{"pid", "ipc", "uts", "mount", "cgroup", "user"},
+			wantNS: []specs.LinuxNamespaceType{"pid", "network", "ipc", "uts", "mount", "cgroup", "user"},
 		},
 		{
 			name: "existing user namespace and joined netns",
@@ -143,7 +143,7 @@ func TestRootless(t *testing.T) {
 				return s
 			},
 			uid: 5, gid: 6,
-			wantNS: []specs.LinuxNamespaceType{"pid", "ipc", "uts", "mount", "cgroup", "user"},
+			wantNS: []specs.LinuxNamespaceType{"pid", "network", "ipc", "uts", "mount", "cgroup", "user"},
 		},
 		{
 			name:   "no linux section",
@@ -157,7 +157,7 @@ func TestRootless(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.spec()
 			before := slices.Clone(s.Mounts)
-			Rootless(s, tc.uid, tc.gid)
+			Rootless(s, RootlessMappings(tc.uid, nil), RootlessMappings(tc.gid, nil))
 
 			var gotNS []specs.LinuxNamespaceType
 			for _, n := range s.Linux.Namespaces {
@@ -182,12 +182,6 @@ func TestRootless(t *testing.T) {
 			}
 			for i, m := range s.Mounts {
 				switch m.Destination {
-				case "/sys":
-					want := specs.Mount{Destination: "/sys", Type: "none", Source: "/sys",
-						Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
-					if !reflect.DeepEqual(m, want) {
-						t.Errorf("/sys mount = %+v, want %+v", m, want)
-					}
 				case "/dev/pts":
 					want := []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}
 					if !slices.Equal(m.Options, want) {
@@ -205,8 +199,23 @@ func TestRootless(t *testing.T) {
 
 func TestRootlessDefaultValidates(t *testing.T) {
 	s, bundle := validBase(t)
-	Rootless(s, 1000, 1000)
+	Rootless(s, RootlessMappings(1000, [][2]uint32{{100000, 65536}}), RootlessMappings(1000, nil))
 	if err := Validate(s, bundle); err != nil {
 		t.Fatalf("Validate(rootless default) = %v", err)
+	}
+}
+
+func TestRootlessMappings(t *testing.T) {
+	got := RootlessMappings(1000, [][2]uint32{{100000, 65536}, {300000, 10}})
+	want := []specs.LinuxIDMapping{
+		{ContainerID: 0, HostID: 1000, Size: 1},
+		{ContainerID: 1, HostID: 100000, Size: 65536},
+		{ContainerID: 65537, HostID: 300000, Size: 10},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("RootlessMappings = %v, want %v", got, want)
+	}
+	if got := RootlessMappings(7, nil); !reflect.DeepEqual(got, []specs.LinuxIDMapping{{ContainerID: 0, HostID: 7, Size: 1}}) {
+		t.Errorf("without subordinate ids = %v, want only 0->7", got)
 	}
 }

@@ -38,8 +38,8 @@ const (
 )
 
 // MountOptions lists the mount option names the runtime interprets itself
-// (flags and propagation, recursive variants via mount_setattr(2), and
-// tmpcopyup). Filesystem data options such as "mode=755" are passed to the
+// (flags and propagation, recursive variants via mount_setattr(2), idmap
+// and ridmap, and tmpcopyup). Filesystem data options such as "mode=755" are passed to the
 // kernel and are not listed, as the features spec says.
 var MountOptions = []string{
 	"async",
@@ -49,6 +49,7 @@ var MountOptions = []string{
 	"diratime",
 	"dirsync",
 	"exec",
+	"idmap",
 	"lazytime",
 	"loud",
 	"mand",
@@ -70,6 +71,7 @@ var MountOptions = []string{
 	"relatime",
 	"remount",
 	"rexec",
+	"ridmap",
 	"rnoatime",
 	"rnodev",
 	"rnodiratime",
@@ -118,6 +120,7 @@ var KernelHasNamespace = func(t specs.LinuxNamespaceType) bool {
 // copies, so callers may modify the result.
 func Features() *features.Features {
 	no := func() *bool { b := false; return &b }
+	yes := func() *bool { b := true; return &b }
 	nsNames := make([]string, 0, len(namespaceTypes))
 	for _, t := range namespaceTypes {
 		if KernelHasNamespace(t) {
@@ -145,7 +148,7 @@ func Features() *features.Features {
 			Selinux:  &features.Selinux{Enabled: no()},
 			IntelRdt: &features.IntelRdt{Enabled: no()},
 			MountExtensions: &features.MountExtensions{
-				IDMap: &features.IDMap{Enabled: no()},
+				IDMap: &features.IDMap{Enabled: yes()},
 			},
 			NetDevices: &features.NetDevices{Enabled: no()},
 		},

@@ -39,7 +39,7 @@ func TestFeaturesJSON(t *testing.T) {
 		{[]string{"linux", "apparmor", "enabled"}, false},
 		{[]string{"linux", "selinux", "enabled"}, false},
 		{[]string{"linux", "intelRdt", "enabled"}, false},
-		{[]string{"linux", "mountExtensions", "idmap", "enabled"}, false},
+		{[]string{"linux", "mountExtensions", "idmap", "enabled"}, true},
 		{[]string{"annotations", AnnotationVersion}, Version},
 		{[]string{"annotations", AnnotationUnsupported}, ""},
 	}
@@ -78,7 +78,7 @@ func TestFeaturesCapabilitiesAndMountOptions(t *testing.T) {
 		"lazytime", "nolazytime", "silent", "loud", "shared", "rshared", "slave", "rslave",
 		"private", "rprivate", "unbindable", "runbindable", "rro", "rrw", "rnosuid", "rsuid",
 		"rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime", "rrelatime", "rnorelatime",
-		"rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime", "tmpcopyup",
+		"rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime", "tmpcopyup", "idmap", "ridmap",
 		"nosymfollow", "rnosymfollow", "symfollow", "rsymfollow",
 	}
 	sort.Strings(want)

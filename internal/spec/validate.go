@@ -309,7 +309,55 @@ func (v *validator) idMappings(l *specs.Linux) error {
 			return err
 		}
 	}
+	if !hasUser || user.path != "" {
+		return nil
+	}
+	// The runtime sets the container up as root of the new user namespace,
+	// then becomes the process user: both must be mapped.
+	type idNeed struct {
+		field, mapField string
+		id              uint32
+		maps            []specs.LinuxIDMapping
+	}
+	need := []idNeed{
+		{"linux.uidMappings", "linux.uidMappings", 0, l.UIDMappings},
+		{"linux.gidMappings", "linux.gidMappings", 0, l.GIDMappings},
+	}
+	if p := v.s.Process; p != nil {
+		need = append(need,
+			idNeed{"process.user.uid", "linux.uidMappings", p.User.UID, l.UIDMappings},
+			idNeed{"process.user.gid", "linux.gidMappings", p.User.GID, l.GIDMappings})
+		for i, g := range p.User.AdditionalGids {
+			need = append(need, idNeed{fmt.Sprintf("process.user.additionalGids[%d]", i), "linux.gidMappings", g, l.GIDMappings})
+		}
+	}
+	for _, n := range need {
+		if mapped(n.maps, n.id) {
+			continue
+		}
+		if n.field == n.mapField {
+			return invalid(n.field, "container id 0 is not mapped: the runtime sets the container up as root of its user namespace")
+		}
+		return invalid(n.field, "%d is not mapped in the new user namespace by %s (container ids %s)", n.id, n.mapField, mappedRanges(n.maps))
+	}
 	return nil
+}
+
+func mapped(maps []specs.LinuxIDMapping, id uint32) bool {
+	for _, m := range maps {
+		if uint64(id) >= uint64(m.ContainerID) && uint64(id) < uint64(m.ContainerID)+uint64(m.Size) {
+			return true
+		}
+	}
+	return false
+}
+
+func mappedRanges(maps []specs.LinuxIDMapping) string {
+	var parts []string
+	for _, m := range maps {
+		parts = append(parts, fmt.Sprintf("%d-%d", m.ContainerID, uint64(m.ContainerID)+uint64(m.Size)-1))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // checkMappings rejects ranges the kernel would refuse in uid_map/gid_map:
@@ -651,12 +699,47 @@ func (v *validator) mounts() error {
 		if isBind(m) && m.Source == "" {
 			return invalid(field+".source", "bind mount on %q needs a source", m.Destination)
 		}
-		if len(m.UIDMappings) > 0 {
-			return unsupported(field+".uidMappings", "id-mapped mounts are not supported yet")
+		if err := v.idmappedMount(field, m); err != nil {
+			return err
 		}
-		if len(m.GIDMappings) > 0 {
-			return unsupported(field+".gidMappings", "id-mapped mounts are not supported yet")
+	}
+	return nil
+}
+
+// idmappedMount checks an id-mapped mount: one with the idmap or ridmap
+// option or with its own maps (config.md, "mounts").
+func (v *validator) idmappedMount(field string, m specs.Mount) error {
+	opt := ""
+	for _, o := range m.Options {
+		if o == "idmap" || o == "ridmap" {
+			opt = o
 		}
+	}
+	hasMaps := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
+	if opt == "" && !hasMaps {
+		return nil
+	}
+	if !isBind(m) {
+		what := "uidMappings/gidMappings"
+		if opt != "" {
+			what = "the " + opt + " option"
+		}
+		return unsupported(field+".options", "%s: id-mapped mounts are supported for bind mounts only (add \"bind\" or \"rbind\")", what)
+	}
+	if hasMaps {
+		if len(m.UIDMappings) == 0 {
+			return invalid(field+".uidMappings", "must be given with gidMappings")
+		}
+		if len(m.GIDMappings) == 0 {
+			return invalid(field+".gidMappings", "must be given with uidMappings")
+		}
+		if err := checkMappings(field+".uidMappings", m.UIDMappings); err != nil {
+			return err
+		}
+		return checkMappings(field+".gidMappings", m.GIDMappings)
+	}
+	if !v.newNS(specs.UserNamespace) {
+		return invalid(field+".options", "%s without uidMappings and gidMappings uses the container's user namespace maps, but the container has no new user namespace", opt)
 	}
 	return nil
 }

@@ -169,6 +169,22 @@ func TestValidateRejects(t *testing.T) {
 			withUserNS(s)
 			s.Linux.GIDMappings = append(s.Linux.GIDMappings, specs.LinuxIDMapping{ContainerID: 70000, HostID: 99999, Size: 2})
 		}, errdefs.ErrInvalid, "linux.gidMappings[1]: hostID range"},
+		{"container root not mapped", func(s *specs.Spec, _ string) {
+			withUserNS(s)
+			s.Linux.UIDMappings[0].ContainerID = 1
+		}, errdefs.ErrInvalid, "linux.uidMappings: container id 0 is not mapped"},
+		{"process uid not mapped", func(s *specs.Spec, _ string) {
+			withUserNS(s)
+			s.Process.User.UID = 65536
+		}, errdefs.ErrInvalid, "process.user.uid: 65536 is not mapped in the new user namespace by linux.uidMappings (container ids 0-65535)"},
+		{"process gid not mapped", func(s *specs.Spec, _ string) {
+			withUserNS(s)
+			s.Process.User.GID = 70000
+		}, errdefs.ErrInvalid, "process.user.gid: 70000"},
+		{"additional gid not mapped", func(s *specs.Spec, _ string) {
+			withUserNS(s)
+			s.Process.User.AdditionalGids = []uint32{5, 100000}
+		}, errdefs.ErrInvalid, "process.user.additionalGids[1]: 100000"},
 
 		// hostname / domainname
 		{"hostname without uts", func(s *specs.Spec, _ string) { dropNS(s, specs.UTSNamespace) }, errdefs.ErrInvalid, "unable to set hostname without a private UTS namespace"},
@@ -259,10 +275,24 @@ func TestValidateRejects(t *testing.T) {
 		{"rbind option without source", func(s *specs.Spec, _ string) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "none", Options: []string{"rbind", "ro"}})
 		}, errdefs.ErrInvalid, "mounts[7].source"},
-		{"id-mapped mount", func(s *specs.Spec, _ string) {
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Source: "/srv", Options: []string{"bind"},
+		{"id-mapped mount with gid maps only", func(s *specs.Spec, _ string) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Source: "/srv", Options: []string{"bind", "idmap"},
 				GIDMappings: []specs.LinuxIDMapping{{Size: 1}}})
-		}, errdefs.ErrNotSupported, "mounts[7].gidMappings"},
+		}, errdefs.ErrInvalid, "mounts[7].uidMappings: must be given with gidMappings"},
+		{"id-mapped mount with uid maps only", func(s *specs.Spec, _ string) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Source: "/srv", Options: []string{"bind"},
+				UIDMappings: []specs.LinuxIDMapping{{Size: 1}}})
+		}, errdefs.ErrInvalid, "mounts[7].gidMappings: must be given with uidMappings"},
+		{"id-mapped mount with a bad map", func(s *specs.Spec, _ string) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Source: "/srv", Options: []string{"rbind", "ridmap"},
+				UIDMappings: []specs.LinuxIDMapping{{Size: 1}}, GIDMappings: []specs.LinuxIDMapping{{Size: 0}}})
+		}, errdefs.ErrInvalid, "mounts[7].gidMappings[0].size"},
+		{"idmap on a tmpfs", func(s *specs.Spec, _ string) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"idmap"}})
+		}, errdefs.ErrNotSupported, "mounts[7].options: the idmap option: id-mapped mounts are supported for bind mounts only"},
+		{"idmap without maps or user namespace", func(s *specs.Spec, _ string) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Source: "/srv", Options: []string{"bind", "idmap"}})
+		}, errdefs.ErrInvalid, "mounts[7].options: idmap without uidMappings and gidMappings"},
 
 		// unsupported linux features
 		{"seccomp without default action", func(s *specs.Spec, _ string) {
@@ -445,7 +475,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"no resources", func(s *specs.Spec, _ string) { s.Linux.Resources = nil }},
 		{"cgroupsPath", func(s *specs.Spec, _ string) { s.Linux.CgroupsPath = "system.slice:warren:abc" }},
 		{"empty netDevices", func(s *specs.Spec, _ string) { s.Linux.NetDevices = map[string]specs.LinuxNetDevice{} }},
-		{"rootless", func(s *specs.Spec, _ string) { Rootless(s, 1000, 1000) }},
+		{"rootless", func(s *specs.Spec, _ string) { Rootless(s, RootlessMappings(1000, nil), RootlessMappings(1000, nil)) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

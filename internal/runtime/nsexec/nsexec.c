@@ -148,6 +148,17 @@ static const char *nsname(uint32_t flag)
 	return "unknown";
 }
 
+static int setgroups_denied(void)
+{
+	char buf[8] = {0};
+	int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n >= 4 && strncmp(buf, "deny", 4) == 0;
+}
+
 /*
  * Bootstrap payload (little endian):
  *   u32 clone flags    namespaces to create with unshare(2)
@@ -158,6 +169,16 @@ static const char *nsname(uint32_t flag)
  */
 __attribute__((constructor)) static void nsexec(void)
 {
+	/* A user namespace holder (see EnvUsernsHold): wait for stdin to
+	 * close, never starting the Go runtime. */
+	const char *hold = getenv("_WARREN_USERNS_HOLD");
+	if (hold != NULL && *hold != '\0') {
+		char c;
+		while (read(0, &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+
 	const char *env = getenv("_WARREN_INITPIPE");
 	if (env == NULL || *env == '\0')
 		return;
@@ -236,7 +257,9 @@ __attribute__((constructor)) static void nsexec(void)
 		/* Become root of the new user namespace; needs uid/gid 0 mapped. */
 		if (setresgid(0, 0, 0) < 0)
 			bail("setresgid to 0 in the new user namespace (is gid 0 mapped?)");
-		if (setgroups(0, NULL) < 0)
+		/* An unprivileged parent that mapped only its own gid had to deny
+		 * setgroups(2) first; there are no groups to drop then. */
+		if (setgroups(0, NULL) < 0 && !(errno == EPERM && setgroups_denied()))
 			bail("drop supplementary groups in the new user namespace");
 		if (setresuid(0, 0, 0) < 0)
 			bail("setresuid to 0 in the new user namespace (is uid 0 mapped?)");
