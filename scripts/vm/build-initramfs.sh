@@ -77,14 +77,18 @@ for t in "$@"; do
 	install -m 0755 "$t" "$stage/tests/$(printf %02d "$n")-$(basename "$t")"
 done
 
+# warren-rootless: the unprivileged user of integration/rootless_test.go
+# (without newuidmap here, only its tests that need no subordinate ids run).
 cat >"$stage/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+warren-rootless:x:2000:2000:warren rootless tests:/nonexistent:/bin/false
 EOF
 cat >"$stage/etc/group" <<'EOF'
 root:x:0:
 tty:x:5:
 nogroup:x:65534:
+warren-rootless:x:2000:
 EOF
 printf '127.0.0.1 localhost warren-vm\n::1 localhost\n' >"$stage/etc/hosts"
 
