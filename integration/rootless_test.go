@@ -474,6 +474,20 @@ func TestRootlessDelegatedCgroup(t *testing.T) {
 	if !slices.Contains(strings.Fields(procs), strconv.Itoa(c.pid)) {
 		t.Errorf("init %d is not in the delegated cgroup %s (cgroup.procs %q)", c.pid, filepath.Dir(memFile), procs)
 	}
+	// exec joins the delegated cgroup (v2: from inside the subtree).
+	// Inside the container's cgroup namespace its cgroup is "/"; a process
+	// left outside it would show a path with "..".
+	out := b.mustWarren("exec", id, "/bin/cat", "/proc/self/cgroup").stdout
+	joined := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) == 3 && ((cgroupV2 && f[0] == "0") || (!cgroupV2 && slices.Contains(strings.Split(f[1], ","), "memory"))) {
+			joined = f[2] == "/"
+		}
+	}
+	if !joined {
+		t.Errorf("exec'd process is not in the delegated cgroup; its /proc/self/cgroup:\n%s", out)
+	}
 	b.mustWarren("delete", "--force", id)
 	if _, err := os.Stat(filepath.Dir(memFile)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("container cgroup %s left behind (%v)", filepath.Dir(memFile), err)

@@ -407,8 +407,14 @@ func spawn(o spawnOpts) (int, uint64, error) {
 		// Born into a cgroup needs write access to the cgroup.procs of
 		// its and our common ancestor: without it the cgroup is not
 		// really delegated to us.
-		slog.Debug("rootless: cannot start in the container's cgroup; going without", "cgroup", mgr.Paths[""], "err", err)
-		mgr.Drop()
+		if o.createCgroup {
+			slog.Debug("rootless: cannot start in the container's cgroup; going without", "cgroup", mgr.Paths[""], "err", err)
+			mgr.Drop()
+		} else {
+			// exec: the container keeps its cgroup; this process
+			// stays outside it.
+			slog.Warn("rootless: cannot join the container's cgroup (not delegated to this user from here); the process runs outside it", "cgroup", mgr.Paths[""])
+		}
 		cmd = newCmd(nil)
 		err = cmd.Start()
 	}
