@@ -40,9 +40,12 @@ const (
 )
 
 var (
-	warrenBin    string // absolute path of the warren binary under test
-	testinitBin  string // absolute path of the static testinit helper
-	specTemplate []byte // `warren spec` output, the base of every bundle
+	warrenBin   string // absolute path of the warren binary under test
+	testinitBin string // absolute path of the static testinit helper
+	// sharedWarrenBin is a root-owned copy of warrenBin that any user can
+	// reach and execute (rootless tests).
+	sharedWarrenBin string
+	specTemplate    []byte // `warren spec` output, the base of every bundle
 
 	// Inodes of the test process's (= the host's) namespaces, keyed by the
 	// /proc/self/ns entry name.
@@ -116,6 +119,20 @@ func runMain(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "integration: building testinit:", err)
 			return 1
 		}
+	}
+
+	// A root-owned copy of warren in a directory every user may traverse
+	// (the checkout may live under /root), for the rootless tests. Made
+	// here, before tests run in parallel: a copy written while another
+	// test forks could fail to execute with ETXTBSY.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	sharedWarrenBin = filepath.Join(dir, "warren-shared")
+	if err := copyExecutable(warrenBin, sharedWarrenBin); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
 	}
 
 	specDir := filepath.Join(dir, "spec")
@@ -432,6 +449,14 @@ func newBundle(t *testing.T) *bundle {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func copyExecutable(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o755)
 }
 
 func copyFile(t *testing.T, src, dst string) {

@@ -161,10 +161,7 @@ func rootlessBundle(t *testing.T, u *testUser) *bundle {
 	}
 	b.root = filepath.Join(xdg, "warren")
 	b.asUser = u
-	// A root-owned copy in a directory every user may traverse (the
-	// checkout may live under /root).
-	b.bin = filepath.Join(b.tempDir("bin"), "warren")
-	copyFile(t, warrenBin, b.bin)
+	b.bin = sharedWarrenBin
 	if err := filepath.WalkDir(b.dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
