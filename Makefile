@@ -61,3 +61,9 @@ conformance: warren
 	@if [ -n "$(CONFORMANCE_PEER)" ]; then \
 		./scripts/conformance/run.sh "$$(command -v $(CONFORMANCE_PEER) || echo /usr/sbin/$(CONFORMANCE_PEER))" $(CONFORMANCE_PEER); fi
 	./scripts/conformance/run.sh $(BIN)/warren warren
+
+# warren next to crun and runc, side by side in one run: lifecycle, run and
+# exec loops, peak RSS, smallest memory limit. See docs/performance.md.
+.PHONY: bench
+bench: warren
+	./bench/bench.sh $(BIN)/warren
