@@ -299,3 +299,26 @@ func TestNothingLeftAfterDelete(t *testing.T) {
 	assertGone(t, st.Pid, "init")
 	b.assertNoLeftovers(c.id)
 }
+
+// The spec makes process OPTIONAL at create and REQUIRED at start: a config
+// without one creates, start refuses it (the container stays created), and
+// delete cleans up.
+func TestCreateWithoutProcess(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	b.spec.Process = nil
+	id := newID(t)
+	b.create(id)
+	if st := b.state(id); st.Status != "created" {
+		t.Fatalf("status after create = %q, want created", st.Status)
+	}
+	r := b.warren("start", id)
+	if r.code == 0 || !strings.Contains(r.stderr, "no process") {
+		t.Errorf("start of a container without process: want an error about the missing process:\n%s", r)
+	}
+	if st := b.state(id); st.Status != "created" {
+		t.Errorf("status after the refused start = %q, want created", st.Status)
+	}
+	b.mustWarren("delete", id)
+	b.assertNoLeftovers(id)
+}

@@ -339,9 +339,9 @@ func TestSysctl(t *testing.T) {
 func TestRootfsPropagation(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		prop   string
-		shared bool
-	}{{"rshared", true}, {"rprivate", false}, {"", false}} {
+		prop               string
+		shared, unbindable bool
+	}{{"rshared", true, false}, {"rprivate", false, false}, {"", false, false}, {"unbindable", false, true}, {"runbindable", false, true}} {
 		t.Run("prop="+tc.prop, func(t *testing.T) {
 			b := newBundle(t)
 			b.spec.Linux.RootfsPropagation = tc.prop
@@ -350,14 +350,17 @@ func TestRootfsPropagation(t *testing.T) {
 			if m == nil {
 				t.Fatal("no mount at / inside the container")
 			}
-			shared := false
+			shared, unbindable := false, false
 			for _, o := range m.Optional {
 				if strings.HasPrefix(o, "shared:") {
 					shared = true
 				}
+				if o == "unbindable" {
+					unbindable = true
+				}
 			}
-			if shared != tc.shared {
-				t.Errorf("rootfsPropagation %q: / optional fields %v, want shared=%v", tc.prop, m.Optional, tc.shared)
+			if shared != tc.shared || unbindable != tc.unbindable {
+				t.Errorf("rootfsPropagation %q: / optional fields %v, want shared=%v unbindable=%v", tc.prop, m.Optional, tc.shared, tc.unbindable)
 			}
 		})
 	}

@@ -96,14 +96,14 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 	preserve := c.Int("preserve-fds")
 	// Socket activation: fds passed to us with LISTEN_FDS go on to the
 	// container, which sees itself as their owner (runc does the same).
-	if v := os.Getenv("LISTEN_FDS"); v != "" {
+	if v := os.Getenv("LISTEN_FDS"); v != "" && s.Process != nil {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			preserve += n
 			s.Process.Env = append(s.Process.Env, "LISTEN_FDS="+v, "LISTEN_PID=1")
 		}
 	}
 	slog.Debug("creating container", "id", id, "bundle", bundle, "preserveFds", preserve)
-	cons, err := newConsole(c.String("console-socket"), s.Process.Terminal, detach)
+	cons, err := newConsole(c.String("console-socket"), s.Process != nil && s.Process.Terminal, detach)
 	if err != nil {
 		return nil, 0, nil, err
 	}

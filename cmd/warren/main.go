@@ -1,4 +1,11 @@
 // Command warren is an OCI container runtime with runc's command line.
+//
+// The cgroup-aware GOMAXPROCS of Go 1.25+ is off: it reads /proc/self/cgroup
+// and mountinfo at every start (twice per container: warren and its init)
+// and keeps re-reading them, for short-lived processes that gain nothing.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

@@ -126,6 +126,11 @@ func (c *Container) Start() error {
 		}
 		return fmt.Errorf("cannot start container %s in state %s: %w", c.id, c.state.Status, errdefs.ErrState)
 	}
+	if c.state.Process == nil {
+		// Allowed at create (the spec makes process OPTIONAL), but
+		// REQUIRED when start is called; the container stays created.
+		return fmt.Errorf("cannot start container %s: its config has no process (process is required to start a container): %w", c.id, errdefs.ErrInvalid)
+	}
 	fifo := filepath.Join(c.dir, fifoName)
 	// The init holds the fifo open for reading, so a non-blocking open for
 	// writing succeeds exactly when it is still waiting.

@@ -131,7 +131,7 @@ func initContainer(sock *os.File) error {
 			return fmt.Errorf("linux.sysctl[%q]: %w", key, err)
 		}
 	}
-	if p.OOMScoreAdj != nil {
+	if p != nil && p.OOMScoreAdj != nil {
 		if err := proc.Write(self+"/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
 			return fmt.Errorf("process.oomScoreAdj: %w", err)
 		}
@@ -275,6 +275,9 @@ func consoleTarget(root *os.File) (*os.File, error) {
 // ready, waits on the exec fifo if there is one, and execs.
 func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 	p := cfg.Spec.Process
+	if p == nil {
+		return waitWithoutProcess(sock, fifo)
+	}
 	if p.Terminal && cfg.ConsoleFd > 0 {
 		if err := setupTerminal(cfg); err != nil {
 			return err
@@ -387,6 +390,26 @@ func finishAndExec(sock *os.File, cfg *initConfig, fifo *os.File) error {
 		return fmt.Errorf("exec %s: %w", path, err)
 	}
 	return nil
+}
+
+// waitWithoutProcess is the init of a container created without a process
+// (allowed: process is OPTIONAL until start, which refuses it). It reports
+// ready and waits; delete ends it.
+func waitWithoutProcess(sock *os.File, fifo *os.File) error {
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	if err := writeMsg(sock, msgReady, nil); err != nil {
+		return fmt.Errorf("report ready: %w", err)
+	}
+	var one [1]byte
+	for {
+		_, err := unix.Read(int(fifo.Fd()), one[:])
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return errors.New("process: the config has no process to start")
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -25,6 +25,12 @@ func setupRootfs(cfg *initConfig) error {
 		prop, _ = linux.PropagationFlags(s.Linux.RootfsPropagation)
 		prop |= unix.MS_REC
 	}
+	if prop&unix.MS_UNBINDABLE != 0 {
+		// An unbindable tree cannot be bound, and the rootfs is bound
+		// onto itself below: make it private now, unbindable once it
+		// is the root (enterRootfs).
+		prop = unix.MS_PRIVATE | unix.MS_REC
+	}
 	// Keep our mounts from propagating back to the host.
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("linux.rootfsPropagation: make / %s: %w", s.Linux.RootfsPropagation, err)
@@ -94,7 +100,8 @@ func setupRootfs(cfg *initConfig) error {
 			return fmt.Errorf("linux.readonlyPaths: %s: %w", p, err)
 		}
 	}
-	if cwd := s.Process.Cwd; cwd != "" {
+	if s.Process != nil && s.Process.Cwd != "" {
+		cwd := s.Process.Cwd
 		d, err := linux.MkdirInRoot(root, cwd, 0o755)
 		if err != nil {
 			return fmt.Errorf("process.cwd: create %s: %w", cwd, err)
@@ -424,9 +431,14 @@ func enterRootfs(cfg *initConfig) error {
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("chdir /: %w", err)
 	}
-	if p := cfg.Spec.Linux.RootfsPropagation; p == "shared" || p == "rshared" {
-		if err := unix.Mount("", "/", "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("linux.rootfsPropagation: %w", err)
+	switch p := cfg.Spec.Linux.RootfsPropagation; p {
+	case "shared", "rshared", "unbindable", "runbindable":
+		flag := uintptr(unix.MS_SHARED)
+		if strings.HasSuffix(p, "unbindable") {
+			flag = unix.MS_UNBINDABLE
+		}
+		if err := unix.Mount("", "/", "", flag|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("linux.rootfsPropagation %s: %w", p, err)
 		}
 	}
 	return nil

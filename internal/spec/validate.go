@@ -139,7 +139,7 @@ func (v *validator) root() error {
 func (v *validator) process() error {
 	p := v.s.Process
 	if p == nil {
-		return invalid("process", "section is required")
+		return nil // OPTIONAL at create; start refuses a container without one
 	}
 	if len(p.Args) == 0 {
 		return invalid("process.args", "must name the program to run")

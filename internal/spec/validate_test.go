@@ -92,7 +92,6 @@ func TestValidateRejects(t *testing.T) {
 		}, errdefs.ErrInvalid, "root.path"},
 
 		// process
-		{"no process", func(s *specs.Spec, _ string) { s.Process = nil }, errdefs.ErrInvalid, "process"},
 		{"no args", func(s *specs.Spec, _ string) { s.Process.Args = nil }, errdefs.ErrInvalid, "process.args"},
 		{"NUL in args", func(s *specs.Spec, _ string) { s.Process.Args = []string{"sh", "a\x00b"} }, errdefs.ErrInvalid, "process.args[1]"},
 		{"empty cwd", func(s *specs.Spec, _ string) { s.Process.Cwd = "" }, errdefs.ErrInvalid, "process.cwd"},
@@ -380,6 +379,7 @@ func TestValidateAccepts(t *testing.T) {
 		mutate func(s *specs.Spec, bundle string)
 	}{
 		{"absolute rootfs", func(s *specs.Spec, b string) { s.Root.Path = filepath.Join(b, "rootfs") }},
+		{"no process (OPTIONAL until start)", func(s *specs.Spec, _ string) { s.Process = nil }},
 		{"rootfs via symlink", func(s *specs.Spec, b string) {
 			if err := os.Symlink("rootfs", filepath.Join(b, "link")); err != nil {
 				panic(err)

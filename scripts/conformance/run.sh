@@ -8,10 +8,13 @@
 #   CONFORMANCE_DIR      work dir (default _build/conformance)
 #   CONFORMANCE_TIMEOUT  seconds per program (default 60)
 #   CONFORMANCE_ONLY     space-separated program names to run (default: all)
+#   CONFORMANCE_RETRY    1 (default): a program that fails is run once more,
+#                        and passing then is reported as "passed on retry"
+#   CONFORMANCE_MIN      if set, exit 1 when fewer programs pass (CI's floor)
 #   RUNTIME_TOOLS_VERSION  module version to build
 #
-# This is a report, not a gate: it exits 0 whenever the suite could be built
-# and run, whatever the results. The last line is
+# Without CONFORMANCE_MIN it is a report: it exits 0 whenever the suite could
+# be built and run, whatever the results. The table's last line is
 #   conformance: N passed, M failed
 set -eu
 
@@ -73,8 +76,8 @@ fi
 printf '%-42s %-8s %5s %7s  %s\n' PROGRAM RESULT OK NOT_OK FIRST_FAILURE | tee "$OUT/table.txt"
 npass=0 nfail=0 nskip=0 ntmo=0
 start=$(date +%s)
-for p in $progs; do
-	name=$(basename "$p" .t)
+run_one() { # name program: sets res, first, nok, nnot
+	local name=$1 p=$2
 	d=$TMPBASE/$name
 	mkdir -p "$d/state"
 	cp "$SRC/rootfs-amd64.tar.gz" "$SRC/runtimetest" "$d/"
@@ -126,6 +129,19 @@ for p in $progs; do
 		res=pass
 		first=$warn
 	fi
+	rm -rf "$d"
+}
+
+for p in $progs; do
+	name=$(basename "$p" .t)
+	run_one "$name" "$p"
+	if [ "$res" != pass ] && [ "$res" != skip ] && [ "${CONFORMANCE_RETRY:-1}" = 1 ]; then
+		# One retry: a program that passes the second time is a flake of
+		# the suite or the host, reported as such, not a failure.
+		was="$res: $first"
+		run_one "$name" "$p"
+		[ "$res" = pass ] && first="passed on retry (first run: $(printf '%s' "$was" | cut -c1-60))"
+	fi
 	case $res in
 	pass) npass=$((npass + 1)) ;;
 	skip) nskip=$((nskip + 1)) ;;
@@ -134,7 +150,10 @@ for p in $progs; do
 	esac
 	first=$(printf '%s' "$first" | tr '\t\n' '  ' | cut -c1-110)
 	printf '%-42s %-8s %5s %7s  %s\n' "$name" "$res" "$nok" "$nnot" "$first" | tee -a "$OUT/table.txt"
-	rm -rf "$d"
 done
 echo "conformance[$LABEL]: $(($(date +%s) - start))s; $nskip skipped, $ntmo timed out; TAP output in $OUT"
 echo "conformance: $npass passed, $nfail failed" | tee -a "$OUT/table.txt"
+if [ -n "${CONFORMANCE_MIN:-}" ] && [ "$npass" -lt "$CONFORMANCE_MIN" ]; then
+	echo "conformance: $npass passed, below CONFORMANCE_MIN=$CONFORMANCE_MIN" >&2
+	exit 1
+fi
