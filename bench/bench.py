@@ -30,6 +30,7 @@ import tempfile
 import time
 
 N = int(os.environ.get("BENCH_N", "100"))
+KEEP = set()
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 
 
@@ -106,7 +107,13 @@ def exec_loop(rt, i):
 def timed(fn, *a):
     t = time.perf_counter()
     fn(*a)
-    return time.perf_counter() - t
+    d = time.perf_counter() - t
+    scratch = os.environ.get("BENCH_SCRATCH_UNIFIED")
+    if scratch:  # the private tmpfs bench.sh put there, not a cgroup fs
+        for e in os.listdir(scratch):
+            if not any(k in e for k in KEEP):  # the running exec targets
+                shutil.rmtree(os.path.join(scratch, e), ignore_errors=True)
+    return d
 
 
 def peak_rss_kib(rt, b):
@@ -155,35 +162,46 @@ def main():
             i = rt.next_id()
             sh(*rt.cmd("run", "-d", "--bundle", sleep_b, i))
             sleepers[rt.name] = i
+            KEEP.add(i)
 
-        loops = {"lifecycle": {}, "run": {}, "exec": {}}
-        for rt in rts:  # warm-up: caches, first-use directories
-            sh(*rt.cmd("run", "--bundle", true_b, rt.next_id()))
-        for _ in range(REPS):
-            for rt in random.sample(rts, len(rts)):
-                loops["lifecycle"].setdefault(rt.name, []).append(timed(lifecycle, rt, true_b))
-                loops["run"].setdefault(rt.name, []).append(timed(run_loop, rt, true_b))
-                loops["exec"].setdefault(rt.name, []).append(timed(exec_loop, rt, sleepers[rt.name]))
-        for rt in rts:
-            sh(*rt.cmd("delete", "--force", sleepers[rt.name]), check=False)
-
-        rss = {rt.name: statistics.median(peak_rss_kib(rt, true_b) for _ in range(5)) for rt in rts}
-        mem = {rt.name: min_memory(rt, mem_b[rt.name]) for rt in rts}
-
-        print(f"warren vs crun vs runc, {REPS} repetitions of {N} each (median repetition), kernel {os.uname().release}")
-        print(f"{'measure':28} {'warren':>10} {'crun':>10} {'runc':>10} {'w/crun':>8} {'w/runc':>8}")
-        for name, label in (("lifecycle", "create-start-state-delete"), ("run", "run /bin/true"), ("exec", "exec /bin/true")):
-            m = {k: statistics.median(v) for k, v in loops[name].items()}
-            print(f"{label + ' x' + str(N) + ' (s)':28} {m['warren']:10.2f} {m['crun']:10.2f} {m['runc']:10.2f} "
-                  f"{m['warren']/m['crun']:8.2f} {m['warren']/m['runc']:8.2f}")
-        print(f"{'peak RSS of one run (MiB)':28} {rss['warren']/1024:10.1f} {rss['crun']/1024:10.1f} {rss['runc']/1024:10.1f} "
-              f"{rss['warren']/rss['crun']:8.2f} {rss['warren']/rss['runc']:8.2f}")
-
-        def kib(v):
-            return "fails" if v is None else f"{v >> 10} KiB"
-        print(f"{'min memory limit for run':28} {kib(mem['warren']):>10} {kib(mem['crun']):>10} {kib(mem['runc']):>10}")
+        try:
+            loops = measure_loops(rts, true_b, sleepers)
+        finally:
+            for rt in rts:
+                sh(*rt.cmd("delete", "--force", sleepers[rt.name]), check=False)
+        results(rts, loops, true_b, mem_b)
     finally:
         subprocess.run(["rm", "-rf", work])
+
+
+def measure_loops(rts, true_b, sleepers):
+    loops = {"lifecycle": {}, "run": {}, "exec": {}}
+    for rt in rts:  # warm-up: caches, first-use directories
+        sh(*rt.cmd("run", "--bundle", true_b, rt.next_id()))
+    for _ in range(REPS):
+        for rt in random.sample(rts, len(rts)):
+            loops["lifecycle"].setdefault(rt.name, []).append(timed(lifecycle, rt, true_b))
+            loops["run"].setdefault(rt.name, []).append(timed(run_loop, rt, true_b))
+            loops["exec"].setdefault(rt.name, []).append(timed(exec_loop, rt, sleepers[rt.name]))
+    return loops
+
+
+def results(rts, loops, true_b, mem_b):
+    rss = {rt.name: statistics.median(peak_rss_kib(rt, true_b) for _ in range(5)) for rt in rts}
+    mem = {rt.name: min_memory(rt, mem_b[rt.name]) for rt in rts}
+
+    print(f"warren vs crun vs runc, {REPS} repetitions of {N} each (median repetition), kernel {os.uname().release}")
+    print(f"{'measure':36} {'warren':>10} {'crun':>10} {'runc':>10} {'w/crun':>8} {'w/runc':>8}")
+    for name, label in (("lifecycle", "create-start-state-delete"), ("run", "run /bin/true"), ("exec", "exec /bin/true")):
+        m = {k: statistics.median(v) for k, v in loops[name].items()}
+        print(f"{label + ' x' + str(N) + ' (s)':36} {m['warren']:10.2f} {m['crun']:10.2f} {m['runc']:10.2f} "
+              f"{m['warren']/m['crun']:8.2f} {m['warren']/m['runc']:8.2f}")
+    print(f"{'peak RSS of one run (MiB)':36} {rss['warren']/1024:10.1f} {rss['crun']/1024:10.1f} {rss['runc']/1024:10.1f} "
+          f"{rss['warren']/rss['crun']:8.2f} {rss['warren']/rss['runc']:8.2f}")
+
+    def kib(v):
+        return "fails" if v is None else f"{v >> 10} KiB"
+    print(f"{'min memory limit for run':36} {kib(mem['warren']):>10} {kib(mem['crun']):>10} {kib(mem['runc']):>10}")
 
 
 if __name__ == "__main__":

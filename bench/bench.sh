@@ -20,7 +20,10 @@ if [ -z "${WARREN_BENCH_INNER:-}" ]; then
 fi
 if mountpoint -q /sys/fs/cgroup/unified; then
 	umount /sys/fs/cgroup/unified
-	mount -t tmpfs -o size=1m tmpfs /sys/fs/cgroup/unified
+	# crun leaves a directory per container in it: bench.py empties it
+	# after each loop.
+	mount -t tmpfs -o size=64m tmpfs /sys/fs/cgroup/unified
+	export BENCH_SCRATCH_UNIFIED=/sys/fs/cgroup/unified
 fi
 maxrss=$(mktemp /tmp/warren-maxrss.XXXXXX)
 trap 'rm -f "$maxrss"' EXIT
