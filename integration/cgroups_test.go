@@ -326,3 +326,23 @@ func TestBadLimitLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A memory limit too small for the runtime's own init to set the container
+// up is reported as such (the init is OOM-killed without a word otherwise),
+// and nothing is left behind.
+func TestMemoryLimitTooSmallForInit(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	b.spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 10))}}
+	id := newID(t)
+	_, r := b.tryCreate(id)
+	if r.code == 0 {
+		t.Fatalf("create with a 256 KiB memory limit succeeded:\n%s", r)
+	}
+	for _, w := range []string{"OOM killer", "linux.resources.memory.limit"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("error lacks %q:\n%s", w, r)
+		}
+	}
+	b.assertNoLeftovers(id)
+}

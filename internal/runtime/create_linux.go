@@ -342,6 +342,16 @@ type spawnOpts struct {
 // and its start time, once it reports ready. On error nothing it started
 // is left running.
 func spawn(o spawnOpts) (int, uint64, error) {
+	pid, start, err := spawnInit(o)
+	if err != nil && o.createCgroup && o.cgroup != nil && o.cgroup.OOMKillCount() > 0 {
+		// A new cgroup: any OOM kill in it was of our init, which
+		// then vanishes without a word.
+		err = fmt.Errorf("%w: the container's init was killed by the OOM killer while setting up: linux.resources.memory.limit is too small (warren's init needs about 2 MiB before it executes the process)", err)
+	}
+	return pid, start, err
+}
+
+func spawnInit(o spawnOpts) (int, uint64, error) {
 	exe, err := linux.SealedSelfExe()
 	if err != nil {
 		return 0, 0, err

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 )
 
 const (
@@ -68,7 +69,8 @@ func (e *childError) Error() string { return e.msg }
 func readMsg(r io.Reader, want byte) ([]byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// ECONNRESET: it died with our last message still unread.
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 			return nil, errors.New("container init exited before reporting (see its stderr)")
 		}
 		return nil, fmt.Errorf("read from container init: %w", err)
