@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,13 +89,14 @@ flags or --process override them; inheritable capabilities stay empty.`,
 			p.ConsoleSize = sz
 		}
 		var sigs chan os.Signal
+		caught := func() {}
 		if !detach {
 			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 				ctr.Close()
 				return err
 			}
 			sigs = make(chan os.Signal, 64)
-			signal.Notify(sigs)
+			caught = catchAll(sigs)
 		}
 		preserve := c.Int("preserve-fds")
 		if v := os.Getenv("LISTEN_FDS"); v != "" {
@@ -110,6 +110,7 @@ flags or --process override them; inheritable capabilities stay empty.`,
 			Rootless: rootlessMode(c),
 		})
 		ctr.Close()
+		caught()
 		if err != nil {
 			return err
 		}

@@ -33,15 +33,17 @@ the init was killed by signal N).`,
 		}
 		detach := c.Bool("detach")
 		var sigs chan os.Signal
+		caught := func() {}
 		if !detach {
 			// The init is forked by a short-lived stage of ours and would be
 			// reparented away; as a subreaper we stay the one who reaps it.
 			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 				return err
 			}
-			// Catch signals before the container exists so none is lost.
+			// Catch signals before the container's process starts, so
+			// none is lost.
 			sigs = make(chan os.Signal, 64)
-			signal.Notify(sigs)
+			caught = catchAll(sigs)
 		}
 		ctr, pid, cons, err := createContainer(c, id, detach)
 		if err != nil {
@@ -53,6 +55,7 @@ the init was killed by signal N).`,
 			ctr.Delete(true)
 			return err
 		}
+		caught()
 		if err := ctr.Start(); err != nil {
 			ctr.Delete(true)
 			stop()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -111,4 +112,18 @@ func inUserNamespace() bool {
 	}
 	f := strings.Fields(string(b))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}
+
+// catchAll starts catching every signal into ch (for forwarding to the
+// container's process) on another goroutine and returns a function that
+// waits until that is done. Installing a handler for each of the 64
+// signals takes milliseconds, which this overlaps with creating the
+// container; the caller waits before the container's process starts.
+func catchAll(ch chan os.Signal) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		signal.Notify(ch)
+		close(done)
+	}()
+	return func() { <-done }
 }
