@@ -232,26 +232,7 @@ func New(cgroupsPath, id string) (*Manager, error) {
 // in; on v2 it first enables every available controller on the way down.
 // The v1 hierarchies are independent and each mkdir is slow (the kernel
 // synchronises on the hierarchy), so they are done in parallel.
-func (m *Manager) Create() error {
-	if m.created {
-		return nil
-	}
-	m.created = true
-	if m.Unified() {
-		return m.createV2(m.Paths[""], false)
-	}
-	errs := make(chan error, len(m.Paths))
-	for key, dir := range m.Paths {
-		go func() { errs <- createV1(key, dir) }()
-	}
-	var first error
-	for range m.Paths {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
+func (m *Manager) Create() error { return m.create(false) }
 
 // CreateDelegated is Create for an unprivileged caller (rootless mode): a
 // hierarchy where the caller may not create the container's cgroup is not
@@ -259,14 +240,16 @@ func (m *Manager) Create() error {
 // lists those. On v2, controllers an ancestor the caller does not own has
 // not enabled stay unavailable (Set names them if the config needs them).
 // Other errors still fail.
-func (m *Manager) CreateDelegated() error {
+func (m *Manager) CreateDelegated() error { return m.create(true) }
+
+func (m *Manager) create(delegated bool) error {
 	if m.created {
 		return nil
 	}
 	m.created = true
 	if m.Unified() {
-		err := m.createV2(m.Paths[""], true)
-		if isPermission(err) {
+		err := m.createV2(m.Paths[""], delegated)
+		if delegated && isPermission(err) {
 			m.drop("")
 			return nil
 		}
@@ -284,7 +267,7 @@ func (m *Manager) CreateDelegated() error {
 	for range len(m.Paths) {
 		r := <-res
 		switch {
-		case isPermission(r.err):
+		case delegated && isPermission(r.err):
 			m.drop(r.key)
 		case r.err != nil && first == nil:
 			first = r.err
@@ -294,10 +277,9 @@ func (m *Manager) CreateDelegated() error {
 }
 
 // Drop gives up the whole cgroup (rootless mode, when the caller turns out
-// not to be allowed to move a process into it): what was created is
-// removed and every hierarchy is listed in Skipped.
+// not to be allowed to move a process into it): the directories just
+// created are removed and every hierarchy is listed in Skipped.
 func (m *Manager) Drop() {
-	_ = m.Destroy()
 	for key := range m.Paths {
 		m.drop(key)
 	}
@@ -410,23 +392,17 @@ func (m *Manager) Apply(pid int) error {
 }
 
 // AddPid moves pid into every directory of an existing cgroup.
-func (m *Manager) AddPid(pid int) error {
-	p := []byte(strconv.Itoa(pid))
-	for _, dir := range m.Paths {
-		if err := writeFile(filepath.Join(dir, "cgroup.procs"), p); err != nil {
-			return fmt.Errorf("move pid %d into cgroup %s: %w", pid, dir, err)
-		}
-	}
-	return nil
-}
+func (m *Manager) AddPid(pid int) error { return m.addPid(pid, false) }
 
 // AddPidDelegated is AddPid in rootless mode: a hierarchy the caller may
 // not move pid into is dropped (see CreateDelegated) instead of failing.
-func (m *Manager) AddPidDelegated(pid int) error {
+func (m *Manager) AddPidDelegated(pid int) error { return m.addPid(pid, true) }
+
+func (m *Manager) addPid(pid int, delegated bool) error {
 	p := []byte(strconv.Itoa(pid))
 	for key, dir := range m.Paths {
 		err := writeFile(filepath.Join(dir, "cgroup.procs"), p)
-		if isPermission(err) {
+		if delegated && isPermission(err) {
 			m.drop(key)
 			continue
 		}

@@ -15,10 +15,10 @@ type MountOptions struct {
 	RecAttrSet, RecAttrClr uint64
 	Data                   []string // options passed to the filesystem
 	TmpCopyUp              bool
-	// IDMap and RecursiveIDMap: the idmap / ridmap options (an id-mapped
-	// bind mount, see mount_setattr(2) MOUNT_ATTR_IDMAP); never passed
-	// to mount(2).
-	IDMap, RecursiveIDMap bool
+	// RecursiveIDMap: the ridmap option (every mount of an rbind tree is
+	// id-mapped, see IDMapTree). idmap and ridmap are never passed to
+	// mount(2).
+	RecursiveIDMap bool
 }
 
 var flagOpts = map[string]struct {
@@ -124,7 +124,6 @@ func ParseMountOptions(opts []string) MountOptions {
 			continue
 		}
 		if o == "idmap" || o == "ridmap" {
-			m.IDMap = true
 			m.RecursiveIDMap = m.RecursiveIDMap || o == "ridmap"
 			continue
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/linux"
 	"github.com/warren-runtime/warren/internal/runtime/nsexec"
+	"github.com/warren-runtime/warren/internal/spec"
 )
 
 // idMapPlan says how the parent writes a new user namespace's id maps. Root
@@ -161,10 +162,10 @@ func idmappedMounts(s *specs.Spec, bundle string) (_ map[int]*os.File, err error
 		}
 	}()
 	for i, m := range s.Mounts {
-		o := linux.ParseMountOptions(m.Options)
-		if !o.IDMap && len(m.UIDMappings) == 0 && len(m.GIDMappings) == 0 {
+		if _, ok := spec.IDMapped(m); !ok {
 			continue
 		}
+		o := linux.ParseMountOptions(m.Options)
 		if os.Geteuid() != 0 {
 			return nil, fmt.Errorf("mounts[%d] (%s): id-mapped mounts need root on the host (CAP_SYS_ADMIN over the host's filesystems), not available to a rootless container: %w", i, m.Destination, errdefs.ErrNotSupported)
 		}

@@ -709,16 +709,11 @@ func (v *validator) mounts() error {
 // idmappedMount checks an id-mapped mount: one with the idmap or ridmap
 // option or with its own maps (config.md, "mounts").
 func (v *validator) idmappedMount(field string, m specs.Mount) error {
-	opt := ""
-	for _, o := range m.Options {
-		if o == "idmap" || o == "ridmap" {
-			opt = o
-		}
-	}
-	hasMaps := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
-	if opt == "" && !hasMaps {
+	opt, idmapped := IDMapped(m)
+	if !idmapped {
 		return nil
 	}
+	hasMaps := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
 	if !isBind(m) {
 		what := "uidMappings/gidMappings"
 		if opt != "" {
@@ -742,6 +737,18 @@ func (v *validator) idmappedMount(field string, m specs.Mount) error {
 		return invalid(field+".options", "%s without uidMappings and gidMappings uses the container's user namespace maps, but the container has no new user namespace", opt)
 	}
 	return nil
+}
+
+// IDMapped reports whether m is an id-mapped mount (the idmap or ridmap
+// option, or maps of its own) and which of the options it has ("" for
+// maps alone).
+func IDMapped(m specs.Mount) (option string, ok bool) {
+	for _, o := range m.Options {
+		if o == "idmap" || o == "ridmap" {
+			option = o
+		}
+	}
+	return option, option != "" || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
 }
 
 func isBind(m specs.Mount) bool {
