@@ -259,8 +259,13 @@ __attribute__((constructor)) static void nsexec(void)
 			bail("setresgid to 0 in the new user namespace (is gid 0 mapped?)");
 		/* An unprivileged parent that mapped only its own gid had to deny
 		 * setgroups(2) first; there are no groups to drop then. */
-		if (setgroups(0, NULL) < 0 && !(errno == EPERM && setgroups_denied()))
-			bail("drop supplementary groups in the new user namespace");
+		if (setgroups(0, NULL) < 0) {
+			int err = errno;
+			if (!(err == EPERM && setgroups_denied())) {
+				errno = err; /* the probe may have changed it */
+				bail("drop supplementary groups in the new user namespace");
+			}
+		}
 		if (setresuid(0, 0, 0) < 0)
 			bail("setresuid to 0 in the new user namespace (is uid 0 mapped?)");
 	}
