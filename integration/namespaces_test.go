@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -165,7 +166,7 @@ func TestNamespacesJoinByPath(t *testing.T) {
 		}
 
 		b := newBundle(t)
-		b.spec.Hostname = "" // the joined namespace already has its name
+		b.spec.Hostname = "renamed-by-b" // set in the joined namespace, as runc does
 		for i, ns := range b.spec.Linux.Namespaces {
 			switch ns.Type {
 			case specs.UTSNamespace:
@@ -181,8 +182,11 @@ func TestNamespacesJoinByPath(t *testing.T) {
 		if r.Namespaces["ipc"] != wantIPC {
 			t.Errorf("ipc namespace: got inode %d, want %d (of %s)", r.Namespaces["ipc"], wantIPC, ipcPath)
 		}
-		if r.Hostname != "shared-uts" {
-			t.Errorf("hostname in the joined uts namespace: got %q, want %q", r.Hostname, "shared-uts")
+		if r.Hostname != "renamed-by-b" {
+			t.Errorf("hostname in the joined uts namespace: got %q, want %q", r.Hostname, "renamed-by-b")
+		}
+		if h, _ := os.Hostname(); h == "renamed-by-b" {
+			t.Errorf("the host was renamed")
 		}
 		if r.Namespaces["net"] == hostNS["net"] || r.Namespaces["pid"] == hostNS["pid"] {
 			t.Errorf("net/pid namespaces should still be new")

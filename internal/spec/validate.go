@@ -393,8 +393,10 @@ func overlaps(a, asz, b, bsz uint32) bool {
 	return uint64(a) < uint64(b)+uint64(bsz) && uint64(b) < uint64(a)+uint64(asz)
 }
 
-// uts requires a fresh UTS namespace for hostname/domainname: setting them
-// in the host's, or in a joined one, would rename another system.
+// uts allows hostname/domainname in a new UTS namespace or in one joined by
+// path (as runc and crun do: a pod's containers share the pod's name), but
+// not in the runtime's own UTS namespace, inherited or named by a path to
+// it: that would rename the host.
 func (v *validator) uts(_ *specs.Linux) error {
 	for _, f := range []struct{ field, value string }{
 		{"hostname", v.s.Hostname},
@@ -403,12 +405,23 @@ func (v *validator) uts(_ *specs.Linux) error {
 		if f.value == "" || v.newNS(specs.UTSNamespace) {
 			continue
 		}
-		if e, ok := v.ns[specs.UTSNamespace]; ok {
-			return invalid(f.field, "unable to set %s in the UTS namespace joined at linux.namespaces[%d].path %q", f.field, e.index, e.path)
+		e, ok := v.ns[specs.UTSNamespace]
+		if !ok {
+			return invalid(f.field, `unable to set %s without a private UTS namespace; add {"type": "uts"} to linux.namespaces`, f.field)
 		}
-		return invalid(f.field, `unable to set %s without a private UTS namespace; add {"type": "uts"} to linux.namespaces`, f.field)
+		if sameFile(e.path, "/proc/self/ns/uts") {
+			return invalid(f.field, "unable to set %s: linux.namespaces[%d].path %q is the runtime's own UTS namespace", f.field, e.index, e.path)
+		}
 	}
 	return nil
+}
+
+// sameFile reports whether a and b name the same inode; false when either
+// cannot be stat'ed (the runtime reports a bad namespace path when it joins).
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
 func (v *validator) timeOffsets(l *specs.Linux) error {

@@ -187,7 +187,7 @@ func TestValidateRejects(t *testing.T) {
 
 		// hostname / domainname
 		{"hostname without uts", func(s *specs.Spec, _ string) { dropNS(s, specs.UTSNamespace) }, errdefs.ErrInvalid, "unable to set hostname without a private UTS namespace"},
-		{"hostname in joined uts", func(s *specs.Spec, _ string) { setNS(s, specs.UTSNamespace, "/proc/1/ns/uts") }, errdefs.ErrInvalid, "hostname"},
+		{"hostname in the runtime's own uts", func(s *specs.Spec, _ string) { setNS(s, specs.UTSNamespace, "/proc/self/ns/uts") }, errdefs.ErrInvalid, "runtime's own UTS"},
 		{"domainname without uts", func(s *specs.Spec, _ string) {
 			s.Hostname = ""
 			s.Domainname = "example.org"
