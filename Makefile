@@ -43,13 +43,25 @@ test-integration: warren
 clean:
 	rm -rf $(BIN) _build
 
+# Every native fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME
+# each, one after another (go test -fuzz takes one target at a time). The
+# seed corpora in testdata/fuzz also run as plain tests in `make test`; a
+# crash found here is written there and becomes a regression test.
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
+
 # The integration tests as root on a cgroup-v2-only kernel: Debian's kernel
 # in a qemu VM (TCG, no KVM needed), run once from the root cgroup and once
-# from a systemd-like nested one. See scripts/vm/README.md.
+# from a systemd-like nested one. See scripts/vm/README.md. TCG is slow: the
+# fault-injection test runs 10 rounds per pass there (200 on the host), the
+# concurrency test 12 parallel ids (50).
 .PHONY: test-vm
 test-vm: warren testinit
 	CGO_ENABLED=0 $(GO) test -c -o _build/vm/integration.test ./integration
-	./scripts/vm/run-tests.sh -w $(BIN)/warren -t $(BIN)/testinit \
+	./scripts/vm/run-tests.sh -w $(BIN)/warren -t $(BIN)/testinit -T 480 \
+		-e WARREN_FAULT_ROUNDS=10 -e WARREN_CONCURRENT_IDS=12 \
 		-g /,/system.slice/warren-tests.service _build/vm/integration.test
 
 # The OCI runtime-tools validation suite (built from the Go module proxy into

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/urfave/cli"
 
+	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/runtime"
 )
 
@@ -30,11 +33,11 @@ status of "ubuntu01" as "stopped" the following will delete resources held for
 		force := c.Bool("force")
 		ctr, err := runtime.Load(rootDir(c), id)
 		if err != nil {
-			if isNotExist(err) {
-				if force {
-					// Also clears the leftovers of a create that died midway.
-					return runtime.ForceDeleteMissing(rootDir(c), id)
-				}
+			if force && (isNotExist(err) || errors.Is(err, errdefs.ErrCorrupt)) {
+				// A directory without a readable state file: remove
+				// it, with whatever processes and cgroups the file
+				// still names.
+				return runtime.ForceDeleteMissing(rootDir(c), id)
 			}
 			return err
 		}

@@ -40,6 +40,32 @@ func main() {
 	// (a hook, the container) unless passed on purpose (--preserve-fds,
 	// LISTEN_FDS): those are handed over explicitly, whatever their flags.
 	_ = linux.CloseExecFrom(3)
+	app := newApp()
+	err := app.Run(os.Args)
+	if err == nil {
+		os.Exit(0)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	var ce cli.ExitCoder
+	if errors.As(err, &ce) && ce.ExitCode() == 0 {
+		os.Exit(0)
+	}
+	if !loggingReady {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	slog.Error(err.Error())
+	if logToFile {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(1)
+}
+
+// newApp is warren's command line: global flags and commands.
+func newApp() *cli.App {
 	app := cli.NewApp()
 	app.Name = "warren"
 	app.Usage = "an OCI container runtime (runc-compatible)"
@@ -64,27 +90,7 @@ func main() {
 	app.Before = setupLogging
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	cli.OsExiter = func(int) {}
-	err := app.Run(os.Args)
-	if err == nil {
-		os.Exit(0)
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		os.Exit(ee.code)
-	}
-	var ce cli.ExitCoder
-	if errors.As(err, &ce) && ce.ExitCode() == 0 {
-		os.Exit(0)
-	}
-	if !loggingReady {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	slog.Error(err.Error())
-	if logToFile {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(1)
+	return app
 }
 
 var logToFile, loggingReady bool

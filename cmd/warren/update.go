@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -188,8 +189,12 @@ func parseInt(s string, units bool) (int64, error) {
 		return 0, fmt.Errorf("not a size (want a number with an optional k, m, g or t suffix)")
 	}
 	v, err := strconv.ParseFloat(l[:len(l)-1], 64)
-	if err != nil || v < 0 {
+	if err != nil || v < 0 || math.IsNaN(v) {
 		return 0, fmt.Errorf("not a size (want a number with an optional k, m, g or t suffix)")
+	}
+	// 2^63 is exact as a float64: anything from it up does not fit.
+	if v*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("too large (the limit is 8 EiB)")
 	}
 	return int64(v * float64(mult)), nil
 }

@@ -325,6 +325,15 @@ func (m *Manager) statsV2(st *Stats) {
 	}
 }
 
+// PidsLimitHits returns how many times a fork or clone in the container's
+// cgroup failed on its pids limit (pids.events "max", v1 and v2).
+func (m *Manager) PidsLimitHits() uint64 {
+	if m.Unified() {
+		return readKV(m.Paths[""], "pids.events")["max"]
+	}
+	return readKV(m.dir("pids"), "pids.events")["max"]
+}
+
 // OOMKillCount returns how many processes the OOM killer has killed in the
 // container's cgroup (v2 memory.events, v1 memory.oom_control).
 func (m *Manager) OOMKillCount() uint64 {

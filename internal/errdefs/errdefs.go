@@ -20,6 +20,9 @@ var (
 	ErrState = errors.New("invalid state")
 	// ErrLocked: another warren process holds the container's lock.
 	ErrLocked = errors.New("locked")
+	// ErrCorrupt: a state file is truncated, garbage or of an unknown
+	// version; `delete --force` still removes the container.
+	ErrCorrupt = errors.New("corrupt state")
 )
 
 // IsNotFound reports whether err is of class ErrNotFound.

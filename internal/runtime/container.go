@@ -5,13 +5,18 @@
 package runtime
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -69,18 +74,20 @@ func Load(root, id string) (*Container, error) {
 		lock.Close()
 		return nil, err
 	}
-	refresh(dir, st)
+	refreshLocked(dir, st)
 	return &Container{root: root, id: id, dir: dir, lock: lock, state: st}, nil
 }
 
+func (c *Container) refresh() { refreshLocked(c.dir, c.state) }
+
 // State returns the container's state with its live status.
 func (c *Container) State() State {
-	refresh(c.dir, c.state)
+	c.refresh()
 	return *c.state
 }
 
 func (c *Container) check(op string) error {
-	refresh(c.dir, c.state)
+	c.refresh()
 	if transitions[c.state.Status][op] {
 		return nil
 	}
@@ -88,7 +95,10 @@ func (c *Container) check(op string) error {
 }
 
 // List returns the state of every container under root, sorted by id.
-// Containers being deleted concurrently are skipped.
+// It never fails on one container: a state file that cannot be read is
+// reported as a stopped container (with a warning naming the problem), so
+// that it shows up and `delete --force` can remove it. Directories left by
+// a create or delete that was killed midway are swept.
 func List(root string) ([]State, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -99,12 +109,24 @@ func List(root string) ([]State, error) {
 	}
 	var out []State
 	for _, e := range entries {
+		if isLeftover(e.Name()) {
+			sweep(filepath.Join(root, e.Name()))
+			continue
+		}
 		if !e.IsDir() || ValidateID(e.Name()) != nil {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
 		st, err := readStateFile(dir, e.Name())
+		if errors.Is(err, errdefs.ErrNotFound) && !fileExists(dir) {
+			continue // deleted meanwhile
+		}
 		if err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				err = fmt.Errorf("container %s has no state file (%s): `warren delete --force %s` removes it", e.Name(), filepath.Join(dir, stateFile), e.Name())
+			}
+			slog.Warn(err.Error())
+			out = append(out, State{ID: e.Name(), Status: Stopped})
 			continue
 		}
 		refresh(dir, st)
@@ -114,9 +136,27 @@ func List(root string) ([]State, error) {
 	return out, nil
 }
 
+func isLeftover(name string) bool {
+	return strings.HasPrefix(name, stagingPrefix) || strings.HasPrefix(name, trashPrefix)
+}
+
+// sweep removes a staging or trash directory whose owner is gone: taking
+// its lock without waiting proves no live warren is using it.
+func sweep(dir string) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	os.RemoveAll(dir)
+}
+
 // Start releases a created container's init to exec the user process.
 func (c *Container) Start() error {
-	refresh(c.dir, c.state)
+	c.refresh()
 	if !transitions[c.state.Status]["start"] {
 		switch c.state.Status {
 		case Stopped:
@@ -256,7 +296,7 @@ func (c *Container) Pids() ([]int, error) {
 // Delete removes a stopped or created container; with force it kills a
 // running one first. It leaves no process, cgroup or state behind.
 func (c *Container) Delete(force bool) error {
-	refresh(c.dir, c.state)
+	c.refresh()
 	ok := transitions[c.state.Status]["delete"] || force && transitions[c.state.Status]["delete-force"]
 	if !ok {
 		return fmt.Errorf("cannot delete container %s that is not stopped: %s: %w", c.id, c.state.Status, errdefs.ErrState)
@@ -265,6 +305,9 @@ func (c *Container) Delete(force bool) error {
 }
 
 // destroy kills whatever is left, waits for it, removes cgroups and state.
+// It is safe to repeat after being interrupted at any point: the state
+// directory goes last, first renamed out of the way (so the id is free and
+// no half-removed directory is ever read as a container), then removed.
 func (c *Container) destroy() error {
 	m := c.cgroup()
 	var left []int
@@ -278,25 +321,48 @@ func (c *Container) destroy() error {
 		_ = c.signalInit(unix.SIGKILL)
 		waitGone(c.state.Pid, c.state.InitStartTime)
 	}
-	var errs []error
 	if m != nil {
 		if len(left) > 0 {
 			waitCgroupEmpty(m)
 		}
 		if err := m.Destroy(); err != nil {
-			errs = append(errs, err)
+			c.Close()
+			return fmt.Errorf("delete container %s: %w", c.id, err)
 		}
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		errs = append(errs, fmt.Errorf("remove state of %s: %w", c.id, err))
-	}
+	err := c.removeDir()
 	c.Close()
 	// poststop: after the container is gone, before delete returns; only
 	// for a container that was fully created.
 	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 && c.state.InitStartTime != 0 {
 		warnHooks("poststop", h.Poststop, c.hookState(Stopped))
 	}
-	return errors.Join(errs...)
+	return err
+}
+
+// removeDir renames the (locked) state directory to a trash name, then
+// removes it; a trash directory left by a kill is swept later.
+func (c *Container) removeDir() error {
+	var trash string
+	for {
+		var rb [8]byte
+		rand.Read(rb[:])
+		trash = filepath.Join(c.root, trashPrefix+hex.EncodeToString(rb[:]))
+		err := unix.Renameat2(unix.AT_FDCWD, c.dir, unix.AT_FDCWD, trash, unix.RENAME_NOREPLACE)
+		if err == nil {
+			break
+		}
+		if err == unix.ENOENT {
+			return nil
+		}
+		if err != unix.EEXIST {
+			return fmt.Errorf("remove state of %s: rename %s: %w", c.id, c.dir, err)
+		}
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("remove state of %s: %w", c.id, err)
+	}
+	return nil
 }
 
 // waitGone waits until pid has exited (it may not be our child).
@@ -334,8 +400,10 @@ func waitCgroupEmpty(m *cgroups.Manager) {
 	}
 }
 
-// ForceDeleteMissing is what `delete --force` does for an id with a state
-// directory but no readable state (a create that died midway).
+// ForceDeleteMissing is what `delete --force` does for an id whose state
+// cannot be loaded: a directory without a state file, or with a corrupt
+// one. Whatever the file still names (init pid and start time, cgroups) is
+// killed and removed first.
 func ForceDeleteMissing(root, id string) error {
 	if err := ValidateID(id); err != nil {
 		return err
@@ -348,8 +416,40 @@ func ForceDeleteMissing(root, id string) error {
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	return os.RemoveAll(dir)
+	c := &Container{root: root, id: id, dir: dir, lock: lock, state: salvageState(dir, id)}
+	return c.destroy()
+}
+
+// salvageState recovers what it can from a state file that does not parse
+// as a whole: the pid, its start time and cgroup paths, if they are there
+// and well-formed. Hooks are not run for such a container.
+func salvageState(dir, id string) *State {
+	st := &State{ID: id, Status: Stopped}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return st
+	}
+	var parts map[string]json.RawMessage
+	if json.Unmarshal(b, &parts) != nil {
+		return st
+	}
+	var pid int
+	var start uint64
+	if json.Unmarshal(parts["pid"], &pid) == nil && json.Unmarshal(parts["initStartTime"], &start) == nil && pid > 0 && start > 0 {
+		st.Pid, st.InitStartTime = pid, start
+	}
+	var paths map[string]string
+	if json.Unmarshal(parts["cgroupPaths"], &paths) == nil {
+		for k, p := range paths {
+			if filepath.IsAbs(p) && filepath.Clean(p) == p && p != "/" {
+				if st.CgroupPaths == nil {
+					st.CgroupPaths = map[string]string{}
+				}
+				st.CgroupPaths[k] = p
+			}
+		}
+	}
+	return st
 }
 
 func owner(uid int) string {

@@ -91,15 +91,11 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 		return nil, 0, fmt.Errorf("create state root %s: %w", o.Root, err)
 	}
 	dir := filepath.Join(o.Root, o.ID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, 0, fmt.Errorf("container with id exists: %s: %w", o.ID, errdefs.ErrExists)
-		}
-		return nil, 0, fmt.Errorf("create state directory %s: %w", dir, err)
+	if fileExists(dir) {
+		return nil, 0, fmt.Errorf("container with id exists: %s: %w", o.ID, errdefs.ErrExists)
 	}
-	lock, err := lockDir(dir, o.ID)
+	mgr, err := cgroups.New(o.Spec.Linux.CgroupsPath, o.ID)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, 0, err
 	}
 	st := &State{
@@ -111,6 +107,17 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 		Created:     time.Now().UTC(),
 		Owner:       owner(os.Geteuid()),
 		Annotations: o.Spec.Annotations,
+		// Intent: the cgroups are recorded before they are made.
+		CgroupPaths: mgr.Paths,
+		Resources:   o.Spec.Linux.Resources,
+		Devices:     o.Spec.Linux.Devices,
+		Process:     o.Spec.Process,
+		Hooks:       o.Spec.Hooks,
+		Seccomp:     o.Spec.Linux.Seccomp,
+	}
+	lock, err := stageDir(o.Root, dir, st)
+	if err != nil {
+		return nil, 0, err
 	}
 	c := &Container{root: o.Root, id: o.ID, dir: dir, lock: lock, state: st}
 	defer func() {
@@ -119,10 +126,7 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 			c.destroy()
 		}
 	}()
-	if err := writeStateFile(dir, st); err != nil {
-		return nil, 0, err
-	}
-	pid, err := c.startInit(o)
+	pid, err := c.startInit(o, mgr)
 	if err != nil {
 		return nil, 0, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
@@ -132,6 +136,41 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 		}
 	}
 	return c, pid, nil
+}
+
+// stageDir makes the container's state directory as a whole: prepared and
+// locked under a name no id can have, with its first state.json, then
+// renamed to the id without replacing anything. A create killed before the
+// rename leaves a staging directory that holds nothing else (swept by
+// list and delete); after it, the state names every resource before it is
+// made. The lock (on the directory, not its name) carries over.
+func stageDir(root, dir string, st *State) (*os.File, error) {
+	staging, err := os.MkdirTemp(root, stagingPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("create state directory in %s: %w", root, err)
+	}
+	lock, err := lockDir(staging, st.ID)
+	if err == nil {
+		if err = writeStateFile(staging, st); err == nil {
+			err = unix.Renameat2(unix.AT_FDCWD, staging, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE)
+			if err == unix.EEXIST {
+				err = fmt.Errorf("container with id exists: %s: %w", st.ID, errdefs.ErrExists)
+			} else if err != nil {
+				err = fmt.Errorf("create state directory %s: %w", dir, err)
+			} else if err = syncDir(root); err != nil {
+				err = fmt.Errorf("create state directory %s: %w", dir, err)
+				os.RemoveAll(dir)
+			}
+		}
+	}
+	if err != nil {
+		os.RemoveAll(staging)
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	return lock, nil
 }
 
 // WritePidFile writes pid to path atomically (a reader never sees a
@@ -200,22 +239,9 @@ func bootstrapMsg(clone uintptr, sync, nonDumpable bool, joins []nsJoin) []byte 
 
 // startInit creates the container's init: cgroup, exec fifo, namespaces,
 // then the Go init's setup, and records the container as created.
-func (c *Container) startInit(o CreateOpts) (int, error) {
+func (c *Container) startInit(o CreateOpts, mgr *cgroups.Manager) (int, error) {
 	s := o.Spec
 	st := c.state
-	mgr, err := cgroups.New(s.Linux.CgroupsPath, o.ID)
-	if err != nil {
-		return 0, err
-	}
-	st.CgroupPaths = mgr.Paths
-	st.Resources = s.Linux.Resources
-	st.Devices = s.Linux.Devices
-	st.Process = s.Process
-	st.Hooks = s.Hooks
-	st.Seccomp = s.Linux.Seccomp
-	if err := writeStateFile(c.dir, st); err != nil {
-		return 0, err
-	}
 
 	fifo := filepath.Join(c.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
@@ -283,6 +309,10 @@ func (c *Container) startInit(o CreateOpts) (int, error) {
 		config:    &cfg,
 		hooks:     c.createHooks(o),
 		notify:    seccompNotify(s.Linux.Seccomp, o.ID, o.Bundle, Creating, s.Annotations),
+		onPid: func(pid int, start uint64) error {
+			st.Pid, st.InitStartTime = pid, start
+			return writeStateFile(c.dir, st)
+		},
 	})
 	if err != nil {
 		return 0, err
@@ -335,6 +365,10 @@ type spawnOpts struct {
 	hooks func(pid int) error
 	// notify, when set, receives the seccomp notify fd before ready.
 	notify func(parent *os.File, pid int) error
+	// onPid, when set, records the container process's pid and start
+	// time as soon as they are known, before it is configured: a warren
+	// killed from then on leaves a state that names the process.
+	onPid func(pid int, start uint64) error
 }
 
 // spawn starts `warren init` from the sealed binary, runs the protocol and
@@ -343,10 +377,15 @@ type spawnOpts struct {
 // is left running.
 func spawn(o spawnOpts) (int, uint64, error) {
 	pid, start, err := spawnInit(o)
-	if err != nil && o.createCgroup && o.cgroup != nil && o.cgroup.OOMKillCount() > 0 {
-		// A new cgroup: any OOM kill in it was of our init, which
-		// then vanishes without a word.
-		err = fmt.Errorf("%w: the container's init was killed by the OOM killer while setting up: linux.resources.memory.limit is too small (warren's init needs about 2 MiB before it executes the process)", err)
+	if err != nil && o.createCgroup && o.cgroup != nil {
+		// A new cgroup: any OOM kill or pids-limit hit in it was our
+		// init's, which then dies without a useful word.
+		switch {
+		case o.cgroup.OOMKillCount() > 0:
+			err = fmt.Errorf("%w: the container's init was killed by the OOM killer while setting up: linux.resources.memory.limit is too small (warren's init needs about 2 MiB before it executes the process)", err)
+		case o.cgroup.PidsLimitHits() > 0:
+			err = fmt.Errorf("%w: the container's init could not start a process or thread: linux.resources.pids.limit is too small (warren's init needs 5 tasks before it executes the process)", err)
+		}
 	}
 	return pid, start, err
 }
@@ -499,6 +538,11 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 	start, _, err := procStartTime(pid)
 	if err != nil {
 		return 0, 0, fmt.Errorf("container process (pid %d) exited during setup", pid)
+	}
+	if o.onPid != nil {
+		if err := o.onPid(pid, start); err != nil {
+			return 0, 0, err
+		}
 	}
 	o.config.HostPid = pid
 	b, err := json.Marshal(o.config)

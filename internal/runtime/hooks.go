@@ -55,13 +55,17 @@ func warnHooks(kind string, hooks []specs.Hook, state []byte) {
 	}
 }
 
+// defaultHookTimeout bounds a hook without a timeout: a hung hook must not
+// hang create, start or delete (and the engine waiting on them) forever.
+var defaultHookTimeout = 120
+
 func runHook(h specs.Hook, state []byte) error {
-	ctx := context.Background()
+	timeout := defaultHookTimeout
 	if h.Timeout != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
-		defer cancel()
+		timeout = *h.Timeout
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeout)*time.Second)
+	defer cancel()
 	args := h.Args
 	if len(args) == 0 {
 		args = []string{h.Path}
@@ -79,7 +83,10 @@ func runHook(h specs.Hook, state []byte) error {
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("timed out after %ds", *h.Timeout)
+		if h.Timeout == nil {
+			return fmt.Errorf("timed out after %ds (the default for a hook without a timeout)", timeout)
+		}
+		return fmt.Errorf("timed out after %ds", timeout)
 	}
 	if err != nil {
 		msg := strings.TrimSpace(out.String())

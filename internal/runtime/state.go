@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,16 @@ const DefaultRoot = "/run/warren"
 const (
 	stateFile = "state.json"
 	fifoName  = "exec.fifo"
+	// stateVersion is the layout of state.json this build writes; a file
+	// with a larger one is refused rather than misread.
+	stateVersion = 1
+	// Names under the root that ValidateID rejects ('#'), so no container
+	// id can collide with them: a container being created is prepared in
+	// a "#new-" directory and renamed to its id; one being deleted is
+	// renamed to "#old-" first, then removed. Either left by a killed
+	// warren holds nothing else and is swept once its lock is free.
+	stagingPrefix = "#new-"
+	trashPrefix   = "#old-"
 )
 
 // Status values, as in the OCI runtime spec (plus "paused" as runc reports).
@@ -48,6 +59,9 @@ var transitions = map[specs.ContainerState]map[string]bool{
 // State is what state.json holds. The first fields are the output of
 // `warren state` (runc's shape); the rest is private bookkeeping.
 type State struct {
+	// Version is stateVersion when written (0 in files of older builds,
+	// read as 1).
+	Version     int                  `json:"warrenStateVersion,omitempty"`
 	OCIVersion  string               `json:"ociVersion"`
 	ID          string               `json:"id"`
 	Pid         int                  `json:"pid"`
@@ -93,32 +107,97 @@ func ValidateID(id string) error {
 	return nil
 }
 
+// writeStateFile replaces state.json atomically and durably: a temporary
+// file, fsync'd, renamed over it, then the directory fsync'd. A reader (or
+// a warren killed at any instant) sees the old file or the new one.
 func writeStateFile(dir string, st *State) error {
+	st.Version = stateVersion
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, stateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("write state of %s: %w", st.ID, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
+	if err := writeFileAtomic(dir, stateFile, b); err != nil {
 		return fmt.Errorf("write state of %s: %w", st.ID, err)
 	}
 	return nil
 }
 
+func writeFileAtomic(dir, name string, b []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 func readStateFile(dir, id string) (*State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	p := filepath.Join(dir, stateFile)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("container %s does not exist: %w", id, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("read state of %s: %w", id, err)
 	}
+	return parseState(b, p, id)
+}
+
+// parseState decodes a state file; every way it can be bad is an
+// ErrCorrupt naming the file and what is wrong.
+func parseState(b []byte, path, id string) (*State, error) {
+	corrupt := func(format string, a ...any) error {
+		return fmt.Errorf("state of container %s is corrupt (%s): %s (`warren delete --force %s` removes it): %w", id, path, fmt.Sprintf(format, a...), id, errdefs.ErrCorrupt)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, corrupt("the file is empty")
+	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("state of %s is corrupt (%s): %w", id, filepath.Join(dir, stateFile), err)
+		return nil, corrupt("%v", err)
+	}
+	switch {
+	case st.Version > stateVersion:
+		return nil, corrupt("written by a newer warren (state version %d, this one reads up to %d)", st.Version, stateVersion)
+	case st.Version < 0:
+		return nil, corrupt("bad state version %d", st.Version)
+	case st.ID != id:
+		return nil, corrupt("it names container %q", st.ID)
+	case st.Pid < 0:
+		return nil, corrupt("bad pid %d", st.Pid)
+	}
+	switch st.Status {
+	case Creating, Created, Running, Paused, Stopped:
+	default:
+		return nil, corrupt("unknown status %q", st.Status)
+	}
+	for k, p := range st.CgroupPaths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			return nil, corrupt("cgroupPaths[%q]: %q is not a clean absolute path", k, p)
+		}
 	}
 	return &st, nil
 }
@@ -153,21 +232,58 @@ func (st *State) initAlive() bool {
 	return err == nil && !zombie && start == st.InitStartTime
 }
 
-// refresh derives the live status.
+// refresh derives the live status, for a reader that does not hold the
+// container's lock. A container recorded as creating is being created only
+// while its creator holds the lock; once the lock is free, the create was
+// interrupted (warren killed) and the container is reported stopped, so
+// that `delete` removes whatever the create had made.
 func refresh(dir string, st *State) {
-	if st.Status == Creating {
+	if st.Status == Creating && lockHeld(dir) {
 		return
 	}
+	refreshLocked(dir, st)
+}
+
+// refreshLocked derives the live status for the holder of the lock (Load):
+// no create can be in progress then, so creating means interrupted.
+func refreshLocked(dir string, st *State) {
 	switch {
+	case st.Status == Creating:
+		st.Status = Stopped
 	case !st.initAlive():
 		st.Status = Stopped
-	case fileExists(filepath.Join(dir, fifoName)):
+	case initWaiting(filepath.Join(dir, fifoName)):
 		st.Status = Created
 	case isFrozen(st):
 		st.Status = Paused
 	default:
 		st.Status = Running
 	}
+}
+
+// lockHeld reports whether some process holds dir's lock (a probe that
+// takes and drops it; a lock of a dead process is gone with it).
+func lockHeld(dir string) bool {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == unix.EWOULDBLOCK
+}
+
+// initWaiting reports whether the init still waits on the exec FIFO: it
+// holds the FIFO open (read-write, close-on-exec) until it executes the
+// user's program, so a non-blocking open for writing succeeds exactly
+// while it waits. The FIFO can outlive that by a `start` killed between
+// releasing the init and removing it.
+func initWaiting(fifo string) bool {
+	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
 }
 
 func isFrozen(st *State) bool {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
@@ -71,5 +72,138 @@ func TestTransitions(t *testing.T) {
 	}
 	if transitions[Running]["delete"] || !transitions[Running]["delete-force"] || !transitions[Stopped]["delete"] {
 		t.Error("delete of running needs force")
+	}
+}
+
+func TestParseStateCorrupt(t *testing.T) {
+	for name, b := range map[string]string{
+		"empty":          "",
+		"blank":          " \n",
+		"truncated":      `{"id":"x","status":"runn`,
+		"garbage":        "\x00\x01garbage",
+		"not an object":  `[1,2]`,
+		"newer version":  `{"warrenStateVersion":99,"id":"x","status":"running"}`,
+		"other id":       `{"id":"y","status":"running"}`,
+		"bad status":     `{"id":"x","status":"dancing"}`,
+		"negative pid":   `{"id":"x","status":"running","pid":-4}`,
+		"relative cg":    `{"id":"x","status":"running","cgroupPaths":{"memory":"sys/fs/cgroup/memory/x"}}`,
+		"cg with dotdot": `{"id":"x","status":"running","cgroupPaths":{"memory":"/sys/fs/cgroup/memory/../../x"}}`,
+	} {
+		_, err := parseState([]byte(b), "/run/warren/x/state.json", "x")
+		if !errors.Is(err, errdefs.ErrCorrupt) {
+			t.Errorf("%s: got %v, want a corrupt-state error", name, err)
+			continue
+		}
+		for _, want := range []string{"container x", "/run/warren/x/state.json", "delete --force x"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %q does not name %q", name, err, want)
+			}
+		}
+	}
+	// A file of an older build (no version) still reads.
+	if _, err := parseState([]byte(`{"id":"x","status":"created","pid":5}`), "p", "x"); err != nil {
+		t.Errorf("unversioned state: %v", err)
+	}
+}
+
+// A container recorded as creating is creating while its creator holds the
+// lock, and stopped (an interrupted create) once the lock is free.
+func TestCreatingNeedsItsCreator(t *testing.T) {
+	dir := t.TempDir()
+	st := &State{ID: "x", Status: Creating}
+	if err := writeStateFile(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := lockDir(dir, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readStateFile(dir, "x")
+	refresh(dir, got)
+	if got.Status != Creating {
+		t.Errorf("locked: status %s, want creating", got.Status)
+	}
+	lock.Close()
+	got, _ = readStateFile(dir, "x")
+	refresh(dir, got)
+	if got.Status != Stopped {
+		t.Errorf("unlocked: status %s, want stopped", got.Status)
+	}
+	got, _ = readStateFile(dir, "x")
+	refreshLocked(dir, got)
+	if got.Status != Stopped {
+		t.Errorf("as lock holder: status %s, want stopped", got.Status)
+	}
+}
+
+func TestStageDir(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "x")
+	lock, err := stageDir(root, dir, &State{ID: "x", Status: Creating})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lockHeld(dir) {
+		t.Error("the renamed directory is not locked")
+	}
+	if _, err := stageDir(root, dir, &State{ID: "x", Status: Creating}); !errors.Is(err, errdefs.ErrExists) {
+		t.Errorf("second create of x: %v", err)
+	}
+	lock.Close()
+	// Only x is left: the failed second attempt removed its staging dir.
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 1 || entries[0].Name() != "x" {
+		t.Errorf("root holds %v", entries)
+	}
+	if _, err := readStateFile(dir, "x"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestListSweepsLeftoversAndReportsCorrupt(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{stagingPrefix + "1", trashPrefix + "2", "bad", "empty", "good"} {
+		os.Mkdir(filepath.Join(root, d), 0o700)
+	}
+	busy := filepath.Join(root, stagingPrefix+"busy")
+	os.Mkdir(busy, 0o700)
+	lock, err := lockDir(busy, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	os.WriteFile(filepath.Join(root, "bad", stateFile), []byte(`{"id":"bad","stat`), 0o600)
+	writeStateFile(filepath.Join(root, "good"), &State{ID: "good", Status: Stopped})
+	got, err := List(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != "bad" || got[0].Status != Stopped || got[1].ID != "empty" || got[1].Status != Stopped || got[2].ID != "good" {
+		t.Errorf("list: %+v", got)
+	}
+	for _, d := range []string{stagingPrefix + "1", trashPrefix + "2"} {
+		if fileExists(filepath.Join(root, d)) {
+			t.Errorf("%s not swept", d)
+		}
+	}
+	if !fileExists(busy) {
+		t.Error("a staging directory in use was swept")
+	}
+}
+
+func TestSalvageState(t *testing.T) {
+	dir := t.TempDir()
+	// Parses as JSON but not as a state (wrong type for status).
+	os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"id":"x","status":7,"pid":42,"initStartTime":99,"cgroupPaths":{"memory":"/sys/fs/cgroup/memory/x","cpu":"rel","pids":"/"}}`), 0o600)
+	st := salvageState(dir, "x")
+	if st.Pid != 42 || st.InitStartTime != 99 {
+		t.Errorf("pid/start not salvaged: %+v", st)
+	}
+	if len(st.CgroupPaths) != 1 || st.CgroupPaths["memory"] != "/sys/fs/cgroup/memory/x" {
+		t.Errorf("cgroup paths: %v", st.CgroupPaths)
+	}
+	os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"id":"x","pid":4`), 0o600)
+	if st := salvageState(dir, "x"); st.Pid != 0 || len(st.CgroupPaths) != 0 {
+		t.Errorf("truncated file salvaged to %+v", st)
 	}
 }
