@@ -196,18 +196,15 @@ func assertHostClean(t *testing.T, b *bundle, id, what string) {
 			t.Fatalf("%s: leftover mount %s", what, m)
 		}
 	}
-	if held := flockHolders(); len(held) > 0 {
-		for _, pid := range held {
-			if isWarren(pid) {
-				t.Fatalf("%s: a warren process (pid %d) still holds a lock", what, pid)
-			}
+	for _, pid := range flockHolders() {
+		if isWarren(pid) && usesRoot(pid, b.root) {
+			t.Fatalf("%s: a warren process (pid %d) still holds a lock", what, pid)
 		}
 	}
 }
 
 // warrenProcs lists live processes running warren (its init included,
-// before it executes the container's program) whose arguments or
-// environment refer to this root.
+// before it executes the container's program) that work on this root.
 func warrenProcs(root string) []string {
 	ents, _ := os.ReadDir("/proc")
 	var out []string
@@ -216,13 +213,29 @@ func warrenProcs(root string) []string {
 		if err != nil || pid == os.Getpid() || !isWarren(pid) || !procAlive(pid) {
 			continue
 		}
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(cmdline), "\x00")
-		if slices.Contains(args, root) || len(args) > 1 && args[1] == "init" {
-			out = append(out, fmt.Sprintf("%d (%s)", pid, strings.Join(args, " ")))
+		if usesRoot(pid, root) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			out = append(out, fmt.Sprintf("%d (%s)", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
 		}
 	}
 	return out
+}
+
+// usesRoot reports whether warren process pid works on state root: named
+// in its arguments, or, for a container's init (which has none), with its
+// exec FIFO under root among its fds.
+func usesRoot(pid int, root string) bool {
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if slices.Contains(strings.Split(string(cmdline), "\x00"), root) {
+		return true
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, root+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // isWarren reports whether pid runs a warren binary (the test's build or
