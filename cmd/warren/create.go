@@ -51,23 +51,23 @@ process.`,
 }
 
 // loadBundle loads and validates the bundle's config.json.
-func loadBundle(c *cli.Context) (string, *specs.Spec, error) {
+func loadBundle(c *cli.Context) (string, *specs.Spec, []byte, error) {
 	bundle := c.String("bundle")
 	if bundle == "" {
 		bundle = "."
 	}
 	abs, err := filepath.Abs(bundle)
 	if err != nil {
-		return "", nil, fmt.Errorf("--bundle %s: %w", bundle, err)
+		return "", nil, nil, fmt.Errorf("--bundle %s: %w", bundle, err)
 	}
-	s, err := spec.Load(abs)
+	s, raw, err := spec.LoadRaw(abs)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := spec.Validate(s, abs); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return abs, s, nil
+	return abs, s, raw, nil
 }
 
 // createContainer creates the container; detach says whether no warren
@@ -86,7 +86,7 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 	if n := c.Int("preserve-fds"); n < 0 {
 		return nil, 0, nil, fmt.Errorf("--preserve-fds: must not be negative (got %d): %w", n, errdefs.ErrInvalid)
 	}
-	bundle, s, err := loadBundle(c)
+	bundle, s, raw, err := loadBundle(c)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -100,6 +100,7 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			preserve += n
 			s.Process.Env = append(s.Process.Env, "LISTEN_FDS="+v, "LISTEN_PID=1")
+			raw = nil // amended: encode the spec
 		}
 	}
 	slog.Debug("creating container", "id", id, "bundle", bundle, "preserveFds", preserve)
@@ -109,6 +110,7 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 	}
 	if sz := cons.size(); sz != nil {
 		s.Process.ConsoleSize = sz
+		raw = nil
 	}
 	ctr, pid, err := runtime.Create(runtime.CreateOpts{
 		ConsoleSocket: cons.send,
@@ -116,6 +118,7 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 		ID:            id,
 		Bundle:        bundle,
 		Spec:          s,
+		Config:        raw,
 		PidFile:       absOrEmpty(c.String("pid-file")),
 		NoPivot:       c.Bool("no-pivot"),
 		NoNewKeyring:  c.Bool("no-new-keyring"),

@@ -154,7 +154,10 @@ func execProcess(c *cli.Context, ctr *runtime.Container) (*specs.Process, error)
 		}
 		return &p, nil
 	}
-	p := ctr.DefaultExecProcess(c.Args()[1:])
+	p, err := ctr.DefaultExecProcess(c.Args()[1:])
+	if err != nil {
+		return nil, err
+	}
 	p.Terminal = c.Bool("tty")
 	if cwd := c.String("cwd"); cwd != "" {
 		if !strings.HasPrefix(cwd, "/") {

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -53,13 +54,19 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if m == nil {
 		return fmt.Errorf("container %s has no cgroup: %w", c.id, errdefs.ErrNotSupported)
 	}
-	merged := MergeResources(c.state.Resources, r)
+	cur, err := c.state.resources()
+	if err != nil {
+		return err
+	}
+	merged := MergeResources(cur, r)
 	apply := *merged
 	apply.Devices = nil
 	if err := m.Set(&apply, nil); err != nil {
 		return fmt.Errorf("update %s: %w", c.id, err)
 	}
-	c.state.Resources = merged
+	if c.state.Resources, err = json.Marshal(merged); err != nil {
+		return err
+	}
 	return writeStateFile(c.dir, c.state)
 }
 

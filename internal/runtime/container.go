@@ -5,8 +5,6 @@
 package runtime
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,7 +164,7 @@ func (c *Container) Start() error {
 		}
 		return fmt.Errorf("cannot start container %s in state %s: %w", c.id, c.state.Status, errdefs.ErrState)
 	}
-	if c.state.Process == nil {
+	if c.state.NoProcess {
 		// Allowed at create (the spec makes process OPTIONAL), but
 		// REQUIRED when start is called; the container stays created.
 		return fmt.Errorf("cannot start container %s: its config has no process (process is required to start a container): %w", c.id, errdefs.ErrInvalid)
@@ -186,19 +184,20 @@ func (c *Container) Start() error {
 	if werr != nil {
 		return fmt.Errorf("cannot start container %s: write %s: %w", c.id, fifo, werr)
 	}
-	if h := c.state.Hooks; h != nil && len(h.Poststart) > 0 {
+	hooks := c.state.hooks()
+	if h := hooks; h != nil && len(h.Poststart) > 0 {
 		// poststart hooks run after the user's program is executed: the
 		// init's end of the fifo closes at execve (close-on-exec).
 		waitNoReader(fifo)
 	}
+	// The status is derived (refresh): once the init has left the FIFO
+	// the container is running, whether or not the FIFO is gone, so
+	// there is no state to rewrite.
 	if err := os.Remove(fifo); err != nil {
 		return fmt.Errorf("start container %s: remove %s: %w", c.id, fifo, err)
 	}
 	c.state.Status = Running
-	if err := writeStateFile(c.dir, c.state); err != nil {
-		return err
-	}
-	if h := c.state.Hooks; h != nil && len(h.Poststart) > 0 {
+	if h := hooks; h != nil && len(h.Poststart) > 0 {
 		warnHooks("poststart", h.Poststart, c.hookState(Running))
 	}
 	return nil
@@ -334,7 +333,7 @@ func (c *Container) destroy() error {
 	c.Close()
 	// poststop: after the container is gone, before delete returns; only
 	// for a container that was fully created.
-	if h := c.state.Hooks; h != nil && len(h.Poststop) > 0 && c.state.InitStartTime != 0 {
+	if h := c.state.hooks(); h != nil && len(h.Poststop) > 0 && c.state.InitStartTime != 0 {
 		warnHooks("poststop", h.Poststop, c.hookState(Stopped))
 	}
 	return err
@@ -344,10 +343,10 @@ func (c *Container) destroy() error {
 // removes it; a trash directory left by a kill is swept later.
 func (c *Container) removeDir() error {
 	var trash string
-	for {
-		var rb [8]byte
-		rand.Read(rb[:])
-		trash = filepath.Join(c.root, trashPrefix+hex.EncodeToString(rb[:]))
+	for i := 0; ; i++ {
+		// Unique enough with RENAME_NOREPLACE to retry (crypto/rand
+		// would add its package initialisation to every warren start).
+		trash = filepath.Join(c.root, fmt.Sprintf("%s%d-%d-%d", trashPrefix, os.Getpid(), time.Now().UnixNano(), i))
 		err := unix.Renameat2(unix.AT_FDCWD, c.dir, unix.AT_FDCWD, trash, unix.RENAME_NOREPLACE)
 		if err == nil {
 			break

@@ -27,10 +27,13 @@ import (
 
 // CreateOpts are the inputs of `warren create`.
 type CreateOpts struct {
-	Root         string
-	ID           string
-	Bundle       string // absolute
-	Spec         *specs.Spec
+	Root   string
+	ID     string
+	Bundle string // absolute
+	Spec   *specs.Spec
+	// Config is Spec as JSON text: config.json's bytes when Spec is what
+	// they decode to, or nil to have Spec encoded.
+	Config       []byte
 	PidFile      string
 	NoPivot      bool
 	NoNewKeyring bool
@@ -47,17 +50,20 @@ type CreateOpts struct {
 
 // initConfig is what the parent sends the Go part of init (msgConfig).
 type initConfig struct {
-	ID           string      `json:"id"`
-	Spec         *specs.Spec `json:"spec"`
-	Bundle       string      `json:"bundle"`
-	Rootfs       string      `json:"rootfs"`
-	NoPivot      bool        `json:"noPivot"`
-	NoNewKeyring bool        `json:"noNewKeyring"`
-	PreserveFDs  int         `json:"preserveFds"`
-	FifoFd       int         `json:"fifoFd"`
-	NewUserNS    bool        `json:"newUserns"`
-	NewCgroupNS  bool        `json:"newCgroupns"`
-	NewNetNS     bool        `json:"newNetns"`
+	ID string `json:"id"`
+	// Spec travels as SpecJSON (config.json's own bytes for a create),
+	// decoded by the init.
+	Spec         *specs.Spec     `json:"-"`
+	SpecJSON     json.RawMessage `json:"spec"`
+	Bundle       string          `json:"bundle"`
+	Rootfs       string          `json:"rootfs"`
+	NoPivot      bool            `json:"noPivot"`
+	NoNewKeyring bool            `json:"noNewKeyring"`
+	PreserveFDs  int             `json:"preserveFds"`
+	FifoFd       int             `json:"fifoFd"`
+	NewUserNS    bool            `json:"newUserns"`
+	NewCgroupNS  bool            `json:"newCgroupns"`
+	NewNetNS     bool            `json:"newNetns"`
 	// ConsoleFd receives the pty master (process.terminal); 0 for none.
 	ConsoleFd int `json:"consoleFd,omitempty"`
 	// IDMapFds maps the index of an id-mapped bind mount to the fd of
@@ -98,6 +104,12 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if o.Config == nil {
+		if o.Config, err = json.Marshal(o.Spec); err != nil {
+			return nil, 0, err
+		}
+	}
+	h := o.Spec.Hooks
 	st := &State{
 		OCIVersion:  specs.Version,
 		ID:          o.ID,
@@ -109,11 +121,9 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 		Annotations: o.Spec.Annotations,
 		// Intent: the cgroups are recorded before they are made.
 		CgroupPaths: mgr.Paths,
-		Resources:   o.Spec.Linux.Resources,
-		Devices:     o.Spec.Linux.Devices,
-		Process:     o.Spec.Process,
-		Hooks:       o.Spec.Hooks,
-		Seccomp:     o.Spec.Linux.Seccomp,
+		Config:      o.Config,
+		NoProcess:   o.Spec.Process == nil,
+		PostHooks:   h != nil && len(h.Poststart)+len(h.Poststop) > 0,
 	}
 	lock, err := stageDir(o.Root, dir, st)
 	if err != nil {
@@ -151,7 +161,7 @@ func stageDir(root, dir string, st *State) (*os.File, error) {
 	}
 	lock, err := lockDir(staging, st.ID)
 	if err == nil {
-		if err = writeStateFile(staging, st); err == nil {
+		if err = writeStateFileDurable(staging, st); err == nil {
 			err = unix.Renameat2(unix.AT_FDCWD, staging, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE)
 			if err == unix.EEXIST {
 				err = fmt.Errorf("container with id exists: %s: %w", st.ID, errdefs.ErrExists)
@@ -268,7 +278,7 @@ func (c *Container) startInit(o CreateOpts, mgr *cgroups.Manager) (int, error) {
 	}
 	syncFd := 3 + o.PreserveFDs
 	cfg := initConfig{
-		ID: o.ID, Spec: s, Bundle: o.Bundle, Rootfs: st.Rootfs,
+		ID: o.ID, SpecJSON: o.Config, Bundle: o.Bundle, Rootfs: st.Rootfs,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFDs: o.PreserveFDs,
 		FifoFd:      syncFd + 1,
 		NewUserNS:   clone&unix.CLONE_NEWUSER != 0,
@@ -545,6 +555,11 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 		}
 	}
 	o.config.HostPid = pid
+	if o.config.SpecJSON == nil {
+		if o.config.SpecJSON, err = json.Marshal(o.config.Spec); err != nil {
+			return 0, 0, err
+		}
+	}
 	b, err := json.Marshal(o.config)
 	if err != nil {
 		return 0, 0, err

@@ -36,16 +36,18 @@ var nsOrder = []struct {
 // DefaultExecProcess is the process `exec` runs when no --process is given:
 // the container's own process settings (user, env, cwd, capabilities,
 // no_new_privs, rlimits) with other args and no terminal.
-func (c *Container) DefaultExecProcess(args []string) *specs.Process {
-	p := &specs.Process{Cwd: "/"}
-	if c.state.Process != nil {
-		cp := *c.state.Process
-		p = &cp
+func (c *Container) DefaultExecProcess(args []string) (*specs.Process, error) {
+	p, _, err := c.state.process()
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = &specs.Process{Cwd: "/"}
 	}
 	p.Args = args
 	p.Terminal = false
 	p.ConsoleSize = nil
-	return p
+	return p, nil
 }
 
 // Exec starts a process inside the running container: it joins every
@@ -87,9 +89,13 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 		}
 		joins = append(joins, nsJoin{ns.flag, initNS + ns.file})
 	}
+	_, seccomp, err := c.state.process()
+	if err != nil {
+		return 0, err
+	}
 	cfg := initConfig{
 		ID:          c.id,
-		Spec:        &specs.Spec{Process: p, Linux: &specs.Linux{Seccomp: c.state.Seccomp}},
+		Spec:        &specs.Spec{Process: p, Linux: &specs.Linux{Seccomp: seccomp}},
 		PreserveFDs: o.PreserveFDs,
 		Exec:        true,
 	}
@@ -103,7 +109,7 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cgroup: m, rootless: o.Rootless, joins: joins, nonDumpable: true,
 		config: &cfg,
-		notify: seccompNotify(c.state.Seccomp, c.id, c.state.Bundle, Running, c.state.Annotations),
+		notify: seccompNotify(seccomp, c.id, c.state.Bundle, Running, c.state.Annotations),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("exec in container %s: %w", c.id, err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unsafe"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -59,6 +60,12 @@ func initContainer(sock *os.File) error {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fmt.Errorf("decode init config: %w", err)
 	}
+	// As the runtime decoded it (spec.LoadRaw), without encoding/json's
+	// cost of building encoders for every type it decodes into.
+	if err := jsonv1.Unmarshal(cfg.SpecJSON, &cfg.Spec); err != nil {
+		return fmt.Errorf("decode init config: spec: %w", err)
+	}
+	cfg.SpecJSON = nil
 	// From here on no fd of ours but the ones passed on purpose may reach a
 	// child: hooks run from this process (createContainer, startContainer)
 	// must not inherit the sync socket, the exec fifo, the runtime binary

@@ -25,8 +25,10 @@ const (
 	stateFile = "state.json"
 	fifoName  = "exec.fifo"
 	// stateVersion is the layout of state.json this build writes; a file
-	// with a larger one is refused rather than misread.
-	stateVersion = 1
+	// with a larger one is refused rather than misread. 2: the config is
+	// kept whole (Config); 1 and unversioned files had its parts as fields
+	// of their own, and are still read.
+	stateVersion = 2
 	// Names under the root that ValidateID rejects ('#'), so no container
 	// id can collide with them: a container being created is prepared in
 	// a "#new-" directory and renamed to its id; one being deleted is
@@ -59,8 +61,7 @@ var transitions = map[specs.ContainerState]map[string]bool{
 // State is what state.json holds. The first fields are the output of
 // `warren state` (runc's shape); the rest is private bookkeeping.
 type State struct {
-	// Version is stateVersion when written (0 in files of older builds,
-	// read as 1).
+	// Version is stateVersion when written (0 in files of older builds).
 	Version     int                  `json:"warrenStateVersion,omitempty"`
 	OCIVersion  string               `json:"ociVersion"`
 	ID          string               `json:"id"`
@@ -77,17 +78,85 @@ type State struct {
 	// that reused its pid.
 	InitStartTime uint64            `json:"initStartTime,omitempty"`
 	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
-	// Resources are the limits in force (config.json's, then `update`s);
-	// Devices the config's linux.devices, which the device rules allow.
-	Resources *specs.LinuxResources `json:"resources,omitempty"`
-	Devices   []specs.LinuxDevice   `json:"devices,omitempty"`
-	// Process is config.json's process: the defaults of `exec`.
-	Process *specs.Process `json:"process,omitempty"`
-	// Hooks are config.json's: poststart and poststop run from start and
-	// delete.
-	Hooks *specs.Hooks `json:"hooks,omitempty"`
-	// Seccomp is config.json's profile: exec'd processes get it too.
-	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// Config is the container's config.json as created from (amended
+	// only where the runtime must: LISTEN_FDS, the console size): exec's
+	// defaults, the seccomp profile exec'd processes get, the hooks that
+	// start and delete run. It stays JSON text, decoded only by the
+	// commands that need a part of it (configPart), so that reading and
+	// writing the state costs no decoding of the spec's types.
+	Config json.RawMessage `json:"config,omitempty"`
+	// NoProcess: the config has no process (start refuses it).
+	NoProcess bool `json:"noProcess,omitempty"`
+	// PostHooks: the config has poststart or poststop hooks.
+	PostHooks bool `json:"postHooks,omitempty"`
+	// Resources are the limits `update` set, merged over the config's;
+	// empty until the first update.
+	Resources json.RawMessage `json:"resources,omitempty"`
+}
+
+// configPart decodes the parts of the container's config that v's type
+// names (e.g. a struct with only a process field); the others are skipped
+// unread. Decoding into the same field types as the container's init does
+// keeps what every command sees of the config identical.
+func (st *State) configPart(v any) error {
+	if len(st.Config) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(st.Config, v); err != nil {
+		return fmt.Errorf("config of container %s in its state: %w", st.ID, errdefs.ErrCorrupt)
+	}
+	return nil
+}
+
+// process is the config's process (nil without one).
+func (st *State) process() (*specs.Process, *specs.LinuxSeccomp, error) {
+	var c struct {
+		Process *specs.Process `json:"process"`
+		Linux   *struct {
+			Seccomp *specs.LinuxSeccomp `json:"seccomp"`
+		} `json:"linux"`
+	}
+	if err := st.configPart(&c); err != nil {
+		return nil, nil, err
+	}
+	if c.Linux == nil {
+		return c.Process, nil, nil
+	}
+	return c.Process, c.Linux.Seccomp, nil
+}
+
+// hooks is the config's hooks, decoded only when there are post hooks.
+func (st *State) hooks() *specs.Hooks {
+	if !st.PostHooks {
+		return nil
+	}
+	var c struct {
+		Hooks *specs.Hooks `json:"hooks"`
+	}
+	if st.configPart(&c) != nil {
+		return nil
+	}
+	return c.Hooks
+}
+
+// resources are the limits in force: the last update's, or the config's.
+func (st *State) resources() (*specs.LinuxResources, error) {
+	if len(st.Resources) > 0 {
+		var r specs.LinuxResources
+		if err := json.Unmarshal(st.Resources, &r); err != nil {
+			return nil, fmt.Errorf("resources of container %s in its state: %w", st.ID, errdefs.ErrCorrupt)
+		}
+		return &r, nil
+	}
+	var c struct {
+		Linux *struct {
+			Resources *specs.LinuxResources `json:"resources"`
+		} `json:"linux"`
+	}
+	if err := st.configPart(&c); err != nil || c.Linux == nil {
+		return nil, err
+	}
+	return c.Linux.Resources, nil
 }
 
 // ValidateID rejects ids that are not safe as a directory name: the same
@@ -107,29 +176,43 @@ func ValidateID(id string) error {
 	return nil
 }
 
-// writeStateFile replaces state.json atomically and durably: a temporary
-// file, fsync'd, renamed over it, then the directory fsync'd. A reader (or
-// a warren killed at any instant) sees the old file or the new one.
+// writeStateFile replaces state.json atomically: a temporary file renamed
+// over it, so a reader, or a warren killed at any instant, sees the old file
+// or the new one. Updates are not fsync'd: what they record (the init's pid,
+// "created", new limits) matters only while the machine is up, since a
+// power loss ends every container with it; and a file a crash did tear is
+// reported as corrupt and removed by `delete --force`. The first state.json
+// of a container is written durably (writeStateFileDurable).
 func writeStateFile(dir string, st *State) error {
+	return writeState(dir, st, false)
+}
+
+// writeStateFileDurable also fsyncs the file before the rename and the
+// directory after it.
+func writeStateFileDurable(dir string, st *State) error {
+	return writeState(dir, st, true)
+}
+
+func writeState(dir string, st *State, durable bool) error {
 	st.Version = stateVersion
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(dir, stateFile, b); err != nil {
+	if err := writeFileAtomic(dir, stateFile, b, durable); err != nil {
 		return fmt.Errorf("write state of %s: %w", st.ID, err)
 	}
 	return nil
 }
 
-func writeFileAtomic(dir, name string, b []byte) error {
+func writeFileAtomic(dir, name string, b []byte, durable bool) error {
 	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -142,7 +225,10 @@ func writeFileAtomic(dir, name string, b []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	if durable {
+		return syncDir(dir)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -179,6 +265,20 @@ func parseState(b []byte, path, id string) (*State, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, corrupt("%v", err)
 	}
+	if st.Version < 2 && len(st.Config) == 0 {
+		// Written before the config was kept whole: the parts were
+		// fields of their own.
+		var old struct {
+			Process, Hooks, Seccomp, Resources json.RawMessage
+		}
+		if err := json.Unmarshal(b, &old); err != nil {
+			return nil, corrupt("%v", err)
+		}
+		st.Config = legacyConfig(old.Process, old.Hooks, old.Seccomp)
+		st.NoProcess = len(old.Process) == 0 || string(old.Process) == "null"
+		st.PostHooks = len(old.Hooks) > 0 && string(old.Hooks) != "null"
+		st.Resources = old.Resources
+	}
 	switch {
 	case st.Version > stateVersion:
 		return nil, corrupt("written by a newer warren (state version %d, this one reads up to %d)", st.Version, stateVersion)
@@ -200,6 +300,31 @@ func parseState(b []byte, path, id string) (*State, error) {
 		}
 	}
 	return &st, nil
+}
+
+// legacyConfig assembles a config document from the separately stored
+// parts of an older state file.
+func legacyConfig(process, hooks, seccomp json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteString("{")
+	sep := ""
+	for _, f := range []struct {
+		name string
+		v    json.RawMessage
+	}{{"process", process}, {"hooks", hooks}} {
+		if len(f.v) > 0 {
+			b.WriteString(sep + `"` + f.name + `":`)
+			b.Write(f.v)
+			sep = ","
+		}
+	}
+	if len(seccomp) > 0 {
+		b.WriteString(sep + `"linux":{"seccomp":`)
+		b.Write(seccomp)
+		b.WriteString("}")
+	}
+	b.WriteString("}")
+	return b.Bytes()
 }
 
 // procStartTime returns field 22 of /proc/<pid>/stat, and whether the

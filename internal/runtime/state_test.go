@@ -207,3 +207,45 @@ func TestSalvageState(t *testing.T) {
 		t.Errorf("truncated file salvaged to %+v", st)
 	}
 }
+
+// A state file of an older layout (the config's parts as fields of their
+// own) reads as the current one.
+func TestLegacyStateParts(t *testing.T) {
+	old := `{"ociVersion":"1.3.0","id":"x","status":"created","pid":5,
+		"process":{"args":["sh"],"cwd":"/w","user":{"uid":7,"gid":8}},
+		"hooks":{"poststop":[{"path":"/bin/true"}]},
+		"seccomp":{"defaultAction":"SCMP_ACT_ERRNO"},
+		"resources":{"pids":{"limit":9}}}`
+	st, err := parseState([]byte(old), "state.json", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, sc, err := st.process()
+	if err != nil || p == nil || p.Cwd != "/w" || p.User.UID != 7 || sc == nil || sc.DefaultAction != "SCMP_ACT_ERRNO" {
+		t.Errorf("process %+v, seccomp %+v, err %v", p, sc, err)
+	}
+	if h := st.hooks(); h == nil || len(h.Poststop) != 1 {
+		t.Errorf("hooks %+v", h)
+	}
+	if r, err := st.resources(); err != nil || r == nil || r.Pids == nil || *r.Pids.Limit != 9 {
+		t.Errorf("resources %+v, err %v", r, err)
+	}
+	if st.NoProcess {
+		t.Error("NoProcess set for a state with a process")
+	}
+	// Rewritten, it keeps them.
+	dir := t.TempDir()
+	if err := writeStateFile(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	back, err := readStateFile(dir, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := back.process(); p == nil || p.Cwd != "/w" {
+		t.Errorf("after a rewrite: process %+v", p)
+	}
+	if r, _ := back.resources(); r == nil || r.Pids == nil {
+		t.Errorf("after a rewrite: resources %+v", r)
+	}
+}

@@ -66,7 +66,7 @@ func TestLoadErrors(t *testing.T) {
 			name:    "type error in nested number",
 			content: ptr(`{"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": -1, "soft": 1}]}}`),
 			class:   errdefs.ErrInvalid,
-			want:    []string{"process.rlimits.hard"},
+			want:    []string{"process.rlimits[0].hard"},
 		},
 		{
 			name:    "top-level array",
