@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
@@ -16,23 +17,64 @@ import (
 func ProcFdPath(fd uintptr) string { return "/proc/self/fd/" + strconv.Itoa(int(fd)) }
 
 // OpenInRoot opens path inside root without following any symlink out of it.
+// The handle is O_PATH.
 func OpenInRoot(root *os.File, path string) (*os.File, error) {
+	if f, err := openat2InRoot(root, path, 0); err == nil || !errors.Is(err, errNoOpenat2) {
+		return f, err
+	}
 	return pathrs.OpenatInRoot(root, path)
 }
 
-// MkdirInRoot creates path (and parents) inside root and returns a handle on it.
+// MkdirInRoot creates path (and parents) inside root and returns a handle on
+// it (O_PATH when it existed already).
 func MkdirInRoot(root *os.File, path string, mode os.FileMode) (*os.File, error) {
+	// Most targets exist (mount points in the image): one lookup.
+	if f, err := openat2InRoot(root, path, unix.O_DIRECTORY); err == nil {
+		return f, nil
+	}
 	return pathrs.MkdirAllHandle(root, path, mode)
+}
+
+var errNoOpenat2 = errors.New("openat2 is not available")
+
+var hasOpenat2 = sync.OnceValue(func() bool {
+	fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+})
+
+// openat2InRoot is the lookup pathrs-lite makes with openat2, without its
+// extra procfs round trips to give the handle its resolved name: the kernel
+// resolves path with root as "/" (RESOLVE_IN_ROOT: "..", absolute symlinks
+// and absolute paths stay inside it) and refuses magic links. EAGAIN (a
+// rename or mount raced with the lookup) is retried, as pathrs-lite does.
+func openat2InRoot(root *os.File, path string, flags uint64) (*os.File, error) {
+	if !hasOpenat2() {
+		return nil, errNoOpenat2
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC | flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	for i := 0; ; i++ {
+		fd, err := unix.Openat2(int(root.Fd()), path, &how)
+		if err == nil {
+			return os.NewFile(uintptr(fd), filepath.Join(root.Name(), path)), nil
+		}
+		if err != unix.EAGAIN || i >= 32 {
+			return nil, &os.PathError{Op: "openat2", Path: filepath.Join(root.Name(), path), Err: err}
+		}
+	}
 }
 
 // CreateInRoot returns a handle on the file at path inside root, creating an
 // empty regular file (and parent directories) when it does not exist. A
 // symlink at the last component is never followed.
 func CreateInRoot(root *os.File, path string) (*os.File, error) {
-	if f, err := pathrs.OpenatInRoot(root, path); err == nil {
+	if f, err := OpenInRoot(root, path); err == nil {
 		return f, nil
 	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(path), 0o755)
+	parent, err := MkdirInRoot(root, filepath.Dir(path), 0o755)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +82,7 @@ func CreateInRoot(root *os.File, path string) (*os.File, error) {
 	if err := unix.Mknodat(int(parent.Fd()), filepath.Base(path), unix.S_IFREG|0o644, 0); err != nil && err != unix.EEXIST {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return pathrs.OpenatInRoot(root, path)
+	return OpenInRoot(root, path)
 }
 
 // BindMount clones the tree at src (recursively when o asks for rbind),
