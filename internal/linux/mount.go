@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
@@ -28,11 +29,74 @@ func OpenInRoot(root *os.File, path string) (*os.File, error) {
 // MkdirInRoot creates path (and parents) inside root and returns a handle on
 // it (O_PATH when it existed already).
 func MkdirInRoot(root *os.File, path string, mode os.FileMode) (*os.File, error) {
+	if !hasOpenat2() {
+		return pathrs.MkdirAllHandle(root, path, mode)
+	}
 	// Most targets exist (mount points in the image): one lookup.
 	if f, err := openat2InRoot(root, path, unix.O_DIRECTORY); err == nil {
 		return f, nil
 	}
-	return pathrs.MkdirAllHandle(root, path, mode)
+	return mkdirAllOpenat2(root, path, mode)
+}
+
+// mkdirAllOpenat2 is pathrs-lite's MkdirAllHandle with openat2, without its
+// procfs round trips: the deepest existing directory of path is looked up
+// inside root (RESOLVE_IN_ROOT), then each missing component is made with
+// mkdirat and entered with a lookup that follows no symlink and crosses no
+// mount (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV), so a
+// component swapped for a symlink meanwhile is refused, not followed.
+func mkdirAllOpenat2(root *os.File, path string, mode os.FileMode) (*os.File, error) {
+	if mode&^os.ModePerm != 0 {
+		return nil, fmt.Errorf("mkdir %s: mode %v: only permission bits are supported", path, mode)
+	}
+	var cur *os.File
+	rest := path
+	for end := len(path); end > 0; {
+		sub := path[:end]
+		f, err := openat2InRoot(root, sub, 0)
+		if err == nil {
+			cur, rest = f, strings.TrimPrefix(path[end:], "/")
+			break
+		}
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+			return nil, err
+		}
+		end = strings.LastIndexByte(sub, '/')
+	}
+	if cur == nil {
+		fd, err := unix.FcntlInt(root.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		cur = os.NewFile(uintptr(fd), root.Name())
+	}
+	parts := strings.Split(rest, "/")
+	for _, p := range parts {
+		if p == ".." {
+			cur.Close()
+			return nil, fmt.Errorf("mkdir %s: yet-to-be-created path %q contains '..': %w", path, rest, unix.ENOENT)
+		}
+	}
+	for _, p := range parts {
+		if p == "" || p == "." {
+			continue
+		}
+		if err := unix.Mkdirat(int(cur.Fd()), p, uint32(mode)); err != nil && err != unix.EEXIST {
+			cur.Close()
+			return nil, &os.PathError{Op: "mkdirat", Path: filepath.Join(cur.Name(), p), Err: err}
+		}
+		fd, err := unix.Openat2(int(cur.Fd()), p, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_XDEV,
+		})
+		name := filepath.Join(cur.Name(), p)
+		cur.Close()
+		if err != nil {
+			return nil, &os.PathError{Op: "openat2", Path: name, Err: err}
+		}
+		cur = os.NewFile(uintptr(fd), name)
+	}
+	return cur, nil
 }
 
 var errNoOpenat2 = errors.New("openat2 is not available")
