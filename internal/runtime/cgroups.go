@@ -1,10 +1,10 @@
 package runtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 
+	json "github.com/go-json-experiment/json/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/warren-runtime/warren/internal/cgroups"

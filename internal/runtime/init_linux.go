@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +11,7 @@ import (
 	"strings"
 	"unsafe"
 
-	jsonv1 "github.com/go-json-experiment/json/v1"
+	json "github.com/go-json-experiment/json/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -62,7 +61,7 @@ func initContainer(sock *os.File) error {
 	}
 	// As the runtime decoded it (spec.LoadRaw), without encoding/json's
 	// cost of building encoders for every type it decodes into.
-	if err := jsonv1.Unmarshal(cfg.SpecJSON, &cfg.Spec); err != nil {
+	if err := json.Unmarshal(cfg.SpecJSON, &cfg.Spec); err != nil {
 		return fmt.Errorf("decode init config: spec: %w", err)
 	}
 	cfg.SpecJSON = nil

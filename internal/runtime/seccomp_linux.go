@@ -1,10 +1,10 @@
 package runtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
+	json "github.com/go-json-experiment/json/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
