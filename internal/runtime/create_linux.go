@@ -152,8 +152,7 @@ func Create(o CreateOpts) (_ *Container, _ int, err error) {
 // locked under a name no id can have, with its first state.json, then
 // renamed to the id without replacing anything. A create killed before the
 // rename leaves a staging directory that holds nothing else (swept by
-// list and delete); after it, the state names every resource before it is
-// made. The lock (on the directory, not its name) carries over.
+// list); after it, the state names every resource before it is made. The lock (on the directory, not its name) carries over.
 func stageDir(root, dir string, st *State) (*os.File, error) {
 	staging, err := os.MkdirTemp(root, stagingPrefix)
 	if err != nil {
