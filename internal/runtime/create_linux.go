@@ -448,7 +448,7 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 		cmd := &exec.Cmd{
 			Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
 			Args:       []string{"warren", "init"},
-			Env:        []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd)},
+			Env:        []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"},
 			Stdin:      orStd(o.stdin, os.Stdin),
 			Stdout:     orStd(o.stdout, os.Stdout),
 			Stderr:     orStd(o.stderr, os.Stderr),
