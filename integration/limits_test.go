@@ -145,3 +145,68 @@ func TestCreateWithPidsExhausted(t *testing.T) {
 		t.Errorf("create never failed, even with a pids limit of 1")
 	}
 }
+
+// TestWarrenOutOfTasks runs warren itself in a cgroup with few tasks left:
+// it either works, or fails naming the cause (a pids limit above the
+// container's cgroup; or the Go runtime's abort when warren cannot start a
+// thread at all), and what it leaves is removed by `delete --force`.
+func TestWarrenOutOfTasks(t *testing.T) {
+	if cgroupV2 {
+		t.Skip("uses the cgroup v1 pids hierarchy to confine warren; the v2 case is the same limit")
+	}
+	var pidsDir string
+	for _, d := range ownCgroupDirs {
+		if strings.HasPrefix(d, "/sys/fs/cgroup/pids") {
+			pidsDir = d
+		}
+	}
+	if pidsDir == "" {
+		t.Skip("no cgroup v1 pids hierarchy mounted")
+	}
+	b := newBundle(t)
+	b.setArgs("/bin/sleep", "1000")
+	b.writeSpec()
+	cg := filepath.Join(pidsDir, "warren-tasks-"+strings.TrimPrefix(newID(t), "wit-"))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cg) })
+	var outcomes []string
+	for n := 2; n <= 12; n += 2 {
+		if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(fmt.Sprint(n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		id := newID(t)
+		b.track(id)
+		script := fmt.Sprintf("echo $$ > %s/cgroup.procs && exec %s --root %s create --bundle %s %s", cg, warrenBin, b.root, b.dir, id)
+		// A file, not a pipe: a created container keeps warren's stdio.
+		outPath := filepath.Join(b.tempDir("io"), id+".out")
+		of, err := os.Create(outPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.Stdout, cmd.Stderr = of, of
+		err = cmd.Run()
+		of.Close()
+		out, _ := os.ReadFile(outPath)
+		switch {
+		case err == nil:
+			outcomes = append(outcomes, fmt.Sprintf("%d: ok", n))
+		case strings.Contains(string(out), "pthread_create failed"):
+			outcomes = append(outcomes, fmt.Sprintf("%d: Go runtime abort", n))
+		case strings.Contains(string(out), "pids limit"):
+			outcomes = append(outcomes, fmt.Sprintf("%d: pids limit named", n))
+		default:
+			t.Errorf("create with %d tasks left: %v, and the error names no cause:\n%s", n, err, out)
+		}
+		// Recover as a user would, from outside the confined cgroup.
+		for _, l := range listIDs(t, b, "out of tasks") {
+			if r := b.warren("delete", "--force", l); r.code != 0 {
+				t.Errorf("delete --force %s:\n%s", l, r)
+			}
+		}
+		b.assertNoLeftovers(id)
+	}
+	t.Logf("tasks left for warren: %s", strings.Join(outcomes, ", "))
+}

@@ -393,7 +393,11 @@ func spawn(o spawnOpts) (int, uint64, error) {
 		case o.cgroup.OOMKillCount() > 0:
 			err = fmt.Errorf("%w: the container's init was killed by the OOM killer while setting up: linux.resources.memory.limit is too small (warren's init needs about 2 MiB before it executes the process)", err)
 		case o.cgroup.PidsLimitHits() > 0:
-			err = fmt.Errorf("%w: the container's init could not start a process or thread: linux.resources.pids.limit is too small (warren's init needs 5 tasks before it executes the process)", err)
+			if r := o.resources; r != nil && r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0 {
+				err = fmt.Errorf("%w: the container's init could not start a process or thread: linux.resources.pids.limit is too small (warren's init needs 5 tasks before it executes the process)", err)
+			} else {
+				err = fmt.Errorf("%w: the container's init could not start a process or thread: the pids limit of a cgroup above the container's is exhausted", err)
+			}
 		}
 	}
 	return pid, start, err
