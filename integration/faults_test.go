@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// faultOps are the lifecycle operations the fault-injection test kills
+// faultOps are the operations the fault-injection test kills
 // warren in. prepare brings a fresh container id to the state the
 // operation starts from (without faults); args are the killed call.
 var faultOps = []struct {
@@ -35,6 +35,8 @@ var faultOps = []struct {
 		b.waitStatus(id, "stopped")
 	}, func(_ *bundle, id string) []string { return []string{"delete", id} }},
 	{"delete --force", func(b *bundle, id string) { b.mustWarren("run", "-d", "--bundle", b.dir, id) }, func(_ *bundle, id string) []string { return []string{"delete", "--force", id} }},
+	{"exec", func(b *bundle, id string) { b.mustWarren("run", "-d", "--bundle", b.dir, id) }, func(_ *bundle, id string) []string { return []string{"exec", id, "/bin/sleep", "0.3"} }},
+	{"pause", func(b *bundle, id string) { b.mustWarren("run", "-d", "--bundle", b.dir, id) }, func(_ *bundle, id string) []string { return []string{"pause", id} }},
 }
 
 // TestFaultInjection runs random lifecycle operations and SIGKILLs warren
@@ -93,8 +95,10 @@ func TestFaultInjection(t *testing.T) {
 	t.Logf("operation times (median x 1.25): %v", span)
 
 	counts := map[string]int{}
+	spent := map[string]time.Duration{}
 	var killed, finished int
 	for round := 0; round < rounds; round++ {
+		roundStart := time.Now()
 		op := faultOps[rng.Intn(len(faultOps))]
 		id := newID(t)
 		used = append(used, id)
@@ -134,7 +138,9 @@ func TestFaultInjection(t *testing.T) {
 			}
 		}
 		assertHostClean(t, b, id, what)
+		spent[op.name] += time.Since(roundStart)
 	}
+	t.Logf("time per operation's rounds: %v", spent)
 	t.Logf("%d rounds: %d killed mid-operation, %d finished first; per operation %v", rounds, killed, finished, counts)
 	if fds := openFds(t); fds != fdsBefore {
 		t.Errorf("the test process has %d open fds, %d before", fds, fdsBefore)
