@@ -5,7 +5,7 @@ set -euo pipefail
 
 WARREN=$(readlink -f "${1:-bin/warren}")
 if [ "$(id -u)" -ne 0 ]; then
-	echo "demo: warren needs root (rootless containers are a later feature); run: sudo make demo" >&2
+	echo "demo: the demo runs as root: sudo make demo (an unprivileged user runs containers with warren spec --rootless, see docs/rootless.md)" >&2
 	exit 1
 fi
 if [ ! -x /bin/busybox ] || ! /bin/busybox --list >/dev/null 2>&1 || ! file -L /bin/busybox 2>/dev/null | grep -q static; then
