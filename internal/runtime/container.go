@@ -116,13 +116,13 @@ func List(root string) ([]State, error) {
 		}
 		dir := filepath.Join(root, e.Name())
 		st, err := readStateFile(dir, e.Name())
-		if errors.Is(err, errdefs.ErrNotFound) && !fileExists(dir) {
-			continue // deleted meanwhile
+		if errors.Is(err, errdefs.ErrNotFound) {
+			// Deleted meanwhile, or not a container's directory at
+			// all (--root pointed somewhere else): not listed, so
+			// that nothing invites deleting it.
+			continue
 		}
 		if err != nil {
-			if errors.Is(err, errdefs.ErrNotFound) {
-				err = fmt.Errorf("container %s has no state file (%s): `warren delete --force %s` removes it", e.Name(), filepath.Join(dir, stateFile), e.Name())
-			}
 			slog.Warn(err.Error())
 			out = append(out, State{ID: e.Name(), Status: Stopped})
 			continue
@@ -414,6 +414,21 @@ func ForceDeleteMissing(root, id string) error {
 	lock, err := lockDir(dir, id)
 	if err != nil {
 		return err
+	}
+	// Only what warren puts there: a --root pointing at some other
+	// directory must not make `delete --force` remove a user's data.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		lock.Close()
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case stateFile, stateFile + ".tmp", fifoName:
+		default:
+			lock.Close()
+			return fmt.Errorf("delete container %s: %s is not a container's state directory (it holds %q); not removed: %w", id, dir, e.Name(), errdefs.ErrInvalid)
+		}
 	}
 	c := &Container{root: root, id: id, dir: dir, lock: lock, state: salvageState(dir, id)}
 	return c.destroy()

@@ -178,7 +178,8 @@ func TestListSweepsLeftoversAndReportsCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || got[0].ID != "bad" || got[0].Status != Stopped || got[1].ID != "empty" || got[1].Status != Stopped || got[2].ID != "good" {
+	// "empty" (no state file) is not a container: not listed.
+	if len(got) != 2 || got[0].ID != "bad" || got[0].Status != Stopped || got[1].ID != "good" {
 		t.Errorf("list: %+v", got)
 	}
 	for _, d := range []string{stagingPrefix + "1", trashPrefix + "2"} {
@@ -247,5 +248,22 @@ func TestLegacyStateParts(t *testing.T) {
 	}
 	if r, _ := back.resources(); r == nil || r.Pids == nil {
 		t.Errorf("after a rewrite: resources %+v", r)
+	}
+}
+
+// delete --force removes a directory without a readable state only when it
+// holds nothing but what warren puts there.
+func TestForceDeleteMissingOnlyOurs(t *testing.T) {
+	root := t.TempDir()
+	ours := filepath.Join(root, "ours")
+	os.Mkdir(ours, 0o700)
+	os.WriteFile(filepath.Join(ours, stateFile), []byte("garbage"), 0o600)
+	if err := ForceDeleteMissing(root, "ours"); err != nil || fileExists(ours) {
+		t.Errorf("corrupt container: err %v, still there: %v", err, fileExists(ours))
+	}
+	data := filepath.Join(root, "rootfs")
+	os.MkdirAll(filepath.Join(data, "bin"), 0o755)
+	if err := ForceDeleteMissing(root, "rootfs"); !errors.Is(err, errdefs.ErrInvalid) || !fileExists(filepath.Join(data, "bin")) {
+		t.Errorf("a directory that is not a container's: err %v, removed: %v", err, !fileExists(data))
 	}
 }
