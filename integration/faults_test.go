@@ -382,3 +382,37 @@ func TestConcurrentLifecycles(t *testing.T) {
 	}
 	assertHostClean(t, b, id, "one id")
 }
+
+// TestCorruptStateOfRunningContainer truncates a running container's
+// state file: state fails naming the file, list shows it stopped, delete
+// points at --force, and delete --force removes the container, its
+// processes and cgroups included (recovered from the part before the cut).
+func TestCorruptStateOfRunningContainer(t *testing.T) {
+	b := newBundle(t)
+	b.setArgs("/bin/sleep", "1000")
+	c := b.runDetached(newID(t))
+	p := filepath.Join(b.root, c.id, "state.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data[:len(data)*3/4], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.warren("state", c.id); r.code == 0 || !strings.Contains(r.stderr, "corrupt") || !strings.Contains(r.stderr, p) {
+		t.Errorf("state of a truncated file:\n%s", r)
+	}
+	listed := false
+	for _, id := range listIDs(t, b, "corrupt state") {
+		listed = listed || id == c.id
+	}
+	if !listed {
+		t.Errorf("list does not show the container with a corrupt state")
+	}
+	if r := b.warren("delete", c.id); r.code == 0 || !strings.Contains(r.stderr, "delete --force") {
+		t.Errorf("delete of a corrupt state:\n%s", r)
+	}
+	b.mustWarren("delete", "--force", c.id)
+	assertGone(t, c.pid, "the container's init")
+	b.assertNoLeftovers(c.id)
+}

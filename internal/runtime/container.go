@@ -5,6 +5,7 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -435,33 +436,56 @@ func ForceDeleteMissing(root, id string) error {
 }
 
 // salvageState recovers what it can from a state file that does not parse
-// as a whole: the pid, its start time and cgroup paths, if they are there
-// and well-formed. Hooks are not run for such a container.
+// as a whole: the pid, its start time and cgroup paths, read value by value
+// up to where the file stops making sense (a truncated file keeps them:
+// they come before the large config). Hooks are not run for such a
+// container.
 func salvageState(dir, id string) *State {
 	st := &State{ID: id, Status: Stopped}
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return st
 	}
-	var parts map[string]json.RawMessage
-	if json.Unmarshal(b, &parts) != nil {
-		return st
-	}
 	var pid int
 	var start uint64
-	if json.Unmarshal(parts["pid"], &pid) == nil && json.Unmarshal(parts["initStartTime"], &start) == nil && pid > 0 && start > 0 {
-		st.Pid, st.InitStartTime = pid, start
-	}
 	var paths map[string]string
-	if json.Unmarshal(parts["cgroupPaths"], &paths) == nil {
-		for k, p := range paths {
-			if filepath.IsAbs(p) && filepath.Clean(p) == p && p != "/" {
-				if st.CgroupPaths == nil {
-					st.CgroupPaths = map[string]string{}
-				}
-				st.CgroupPaths[k] = p
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err == nil && t == json.Delim('{') {
+	fields:
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				break
+			}
+			var v any
+			switch t {
+			case "pid":
+				v = &pid
+			case "initStartTime":
+				v = &start
+			case "cgroupPaths":
+				v = &paths
+			default:
+				v = new(json.RawMessage)
+			}
+			if dec.Decode(v) != nil {
+				break fields
 			}
 		}
+	}
+	if pid > 0 && start > 0 {
+		st.Pid, st.InitStartTime = pid, start
+	}
+	for k, p := range paths {
+		if filepath.IsAbs(p) && filepath.Clean(p) == p && p != "/" {
+			if st.CgroupPaths == nil {
+				st.CgroupPaths = map[string]string{}
+			}
+			st.CgroupPaths[k] = p
+		}
+	}
+	if st.Pid == 0 && len(st.CgroupPaths) == 0 {
+		slog.Warn("the state of container " + id + " names no process or cgroup that could be recovered; if the container still runs, its processes and cgroups are not removed")
 	}
 	return st
 }

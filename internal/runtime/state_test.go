@@ -267,3 +267,15 @@ func TestForceDeleteMissingOnlyOurs(t *testing.T) {
 		t.Errorf("a directory that is not a container's: err %v, removed: %v", err, !fileExists(data))
 	}
 }
+
+// A truncated state still gives up the pid and cgroups written before the
+// cut.
+func TestSalvageTruncatedState(t *testing.T) {
+	dir := t.TempDir()
+	full := `{"warrenStateVersion":2,"id":"x","pid":42,"status":"running","initStartTime":99,"cgroupPaths":{"memory":"/sys/fs/cgroup/memory/x"},"config":{"process":{"args":["sh"]}}}`
+	os.WriteFile(filepath.Join(dir, stateFile), []byte(full[:len(full)-25]), 0o600)
+	st := salvageState(dir, "x")
+	if st.Pid != 42 || st.InitStartTime != 99 || st.CgroupPaths["memory"] != "/sys/fs/cgroup/memory/x" {
+		t.Errorf("salvaged %+v", st)
+	}
+}
