@@ -142,14 +142,11 @@ func isLeftover(name string) bool {
 // sweep removes a staging or trash directory whose owner is gone: taking
 // its lock without waiting proves no live warren is using it.
 func sweep(dir string) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := tryLock(dir)
 	if err != nil {
 		return
 	}
 	defer unix.Close(fd)
-	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return
-	}
 	os.RemoveAll(dir)
 }
 

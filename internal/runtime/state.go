@@ -92,6 +92,11 @@ type State struct {
 	// Resources are the limits `update` set, merged over the config's;
 	// empty until the first update.
 	Resources json.RawMessage `json:"resources,omitempty"`
+
+	// The config's process and seccomp profile, once decoded (process).
+	procDecoded bool
+	proc        *specs.Process
+	seccomp     *specs.LinuxSeccomp
 }
 
 // configPart decodes the parts of the container's config that v's type
@@ -108,21 +113,31 @@ func (st *State) configPart(v any) error {
 	return nil
 }
 
-// process is the config's process (nil without one).
+// process is the config's process (nil without one), a copy the caller may
+// change, and its seccomp profile. The config is decoded once per State:
+// exec asks for both, first for its defaults, then for the profile.
 func (st *State) process() (*specs.Process, *specs.LinuxSeccomp, error) {
-	var c struct {
-		Process *specs.Process `json:"process"`
-		Linux   *struct {
-			Seccomp *specs.LinuxSeccomp `json:"seccomp"`
-		} `json:"linux"`
+	if !st.procDecoded {
+		var c struct {
+			Process *specs.Process `json:"process"`
+			Linux   *struct {
+				Seccomp *specs.LinuxSeccomp `json:"seccomp"`
+			} `json:"linux"`
+		}
+		if err := st.configPart(&c); err != nil {
+			return nil, nil, err
+		}
+		st.proc = c.Process
+		if c.Linux != nil {
+			st.seccomp = c.Linux.Seccomp
+		}
+		st.procDecoded = true
 	}
-	if err := st.configPart(&c); err != nil {
-		return nil, nil, err
+	if st.proc == nil {
+		return nil, st.seccomp, nil
 	}
-	if c.Linux == nil {
-		return c.Process, nil, nil
-	}
-	return c.Process, c.Linux.Seccomp, nil
+	cp := *st.proc
+	return &cp, st.seccomp, nil
 }
 
 // hooks is the config's hooks, decoded only when there are post hooks.
@@ -389,12 +404,25 @@ func refreshLocked(dir string, st *State) {
 // lockHeld reports whether some process holds dir's lock (a probe that
 // takes and drops it; a lock of a dead process is gone with it).
 func lockHeld(dir string) bool {
+	fd, err := tryLock(dir)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err == unix.EWOULDBLOCK
+}
+
+// tryLock takes dir's lock without waiting; the caller closes the fd to
+// release it. EWOULDBLOCK: someone holds it.
+func tryLock(dir string) (int, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return -1, err
 	}
-	defer unix.Close(fd)
-	return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == unix.EWOULDBLOCK
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // initWaiting reports whether the init still waits on the exec FIFO: it

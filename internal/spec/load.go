@@ -25,16 +25,11 @@ import (
 // ConfigName is the file name of the bundle's configuration.
 const ConfigName = "config.json"
 
-// Load reads and decodes <bundle>/config.json. Unknown fields are ignored, as
-// the runtime spec allows extensions. Load does not validate: call Validate.
-func Load(bundle string) (*specs.Spec, error) {
-	s, _, err := LoadRaw(bundle)
-	return s, err
-}
-
-// LoadRaw is Load that also returns the file's bytes, which the runtime
-// hands on as they are (to the container's init, into its state) instead of
-// encoding the decoded spec again.
+// LoadRaw reads and decodes <bundle>/config.json, and returns the file's
+// bytes too, which the runtime hands on as they are (to the container's
+// init, into its state) instead of encoding the decoded spec again. Unknown
+// fields are ignored, as the runtime spec allows extensions. LoadRaw does
+// not validate: call Validate.
 func LoadRaw(bundle string) (*specs.Spec, []byte, error) {
 	path := filepath.Join(bundle, ConfigName)
 	data, err := os.ReadFile(path)

@@ -81,7 +81,7 @@ func TestLoadErrors(t *testing.T) {
 			if tc.content != nil {
 				bundle = writeConfig(t, *tc.content)
 			}
-			s, err := Load(bundle)
+			s, _, err := LoadRaw(bundle)
 			if err == nil {
 				t.Fatalf("Load succeeded (%+v), want error", s)
 			}
@@ -101,7 +101,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadAcceptsUnknownFields(t *testing.T) {
 	bundle := writeConfig(t, `{"ociVersion": "1.2.0", "process": {"args": ["true"], "cwd": "/", "futureField": 1}, "vendorThing": {"x": 1}}`)
-	s, err := Load(bundle)
+	s, _, err := LoadRaw(bundle)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
