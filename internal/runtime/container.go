@@ -43,19 +43,29 @@ func (c *Container) Close() {
 	}
 }
 
+// lockDir locks the directory now at dir. The lock is on the directory,
+// not its name: once it is held, dir must still name the same directory,
+// or a lock that waited on a container deleted meanwhile would be taken for
+// the lock of a new container created under the same id since.
 func lockDir(dir, id string) (*os.File, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("container %s does not exist: %w", id, errdefs.ErrNotFound)
+	for {
+		f, err := os.Open(dir)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("container %s does not exist: %w", id, errdefs.ErrNotFound)
+			}
+			return nil, fmt.Errorf("open state of %s: %w", id, err)
 		}
-		return nil, fmt.Errorf("open state of %s: %w", id, err)
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock container %s: %w", id, err)
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(dir, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return f, nil
+		}
+		f.Close() // gone or replaced while we waited: look again
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock container %s: %w", id, err)
-	}
-	return f, nil
 }
 
 // Load opens an existing container and takes its lock.
@@ -428,7 +438,13 @@ func ForceDeleteMissing(root, id string) error {
 			return fmt.Errorf("delete container %s: %s is not a container's state directory (it holds %q); not removed: %w", id, dir, e.Name(), errdefs.ErrInvalid)
 		}
 	}
-	c := &Container{root: root, id: id, dir: dir, lock: lock, state: salvageState(dir, id)}
+	// A container created under this id since the caller found none has
+	// a good state: delete it with that.
+	st, err := readStateFile(dir, id)
+	if err != nil {
+		st = salvageState(dir, id)
+	}
+	c := &Container{root: root, id: id, dir: dir, lock: lock, state: st}
 	return c.destroy()
 }
 

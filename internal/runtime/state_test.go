@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
 )
@@ -277,5 +280,39 @@ func TestSalvageTruncatedState(t *testing.T) {
 	st := salvageState(dir, "x")
 	if st.Pid != 42 || st.InitStartTime != 99 || st.CgroupPaths["memory"] != "/sys/fs/cgroup/memory/x" {
 		t.Errorf("salvaged %+v", st)
+	}
+}
+
+// A lock waited for on a directory that was replaced meanwhile (deleted,
+// and a new container created under the same id) is taken on the new one.
+func TestLockDirFollowsReplacement(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "x")
+	os.Mkdir(dir, 0o700)
+	first, err := lockDir(dir, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *os.File)
+	go func() {
+		f, err := lockDir(dir, "x")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- f
+	}()
+	// Replace the directory while the second locker waits (give it time
+	// to open the old one and block on its lock).
+	time.Sleep(50 * time.Millisecond)
+	os.Rename(dir, filepath.Join(root, trashPrefix+"1"))
+	os.Mkdir(dir, 0o700)
+	first.Close()
+	second := <-got
+	defer second.Close()
+	var held, now unix.Stat_t
+	unix.Fstat(int(second.Fd()), &held)
+	unix.Stat(dir, &now)
+	if held.Ino != now.Ino {
+		t.Error("the lock was taken on the replaced directory, not the one now at the path")
 	}
 }
