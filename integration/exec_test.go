@@ -2,10 +2,12 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -379,5 +381,125 @@ func TestEnter(t *testing.T) {
 	r = rb.mustWarren("enter", "--target", strconv.Itoa(rs.Pid), "-m", "-u", "--", "/bin/hostname")
 	if strings.TrimSpace(r.stdout) != "made-by-runc" {
 		t.Errorf("enter into runc's container: hostname %q", r.stdout)
+	}
+}
+
+// exec applies process settings through stage 0's C tail (no Go runtime in
+// the container process), create through the Go init. The same process
+// settings must give the same process either way: ids, groups, umask, cwd,
+// env (HOME from the container's /etc/passwd), the five capability sets,
+// rlimits, no_new_privs, open fds, and a seccomp filter loaded without
+// no_new_privs; and the same errors, worded alike.
+func TestExecMatchesInit(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	b.spec.Root.Readonly = false
+	writeFile(t, filepath.Join(b.rootfs, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000:u:/home/u:/bin/sh\n")
+	if err := os.Chmod(filepath.Join(b.rootfs, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	p := b.spec.Process
+	p.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{5, 7}, Umask: ptr(uint32(0o027))}
+	p.Env = []string{"PATH=/bin", "A=1"}
+	p.Cwd = "/tmp"
+	some := []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE"}
+	p.Capabilities = &specs.LinuxCapabilities{
+		Bounding: append([]string{"CAP_KILL"}, some...), Effective: some, Permitted: some,
+		Inheritable: some, Ambient: []string{"CAP_NET_BIND_SERVICE"},
+	}
+	p.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 200, Hard: 300}, {Type: "RLIMIT_CORE", Soft: 0, Hard: 0}}
+	p.NoNewPrivileges = false // the filter is then loaded before the capabilities drop
+	b.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: ptr(uint(95))}},
+	}
+	const probe = "/testinit report; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /tmp/d 2>&1"
+	b.setScript(probe + "; exec /testinit sleep 1000")
+	c := b.runDetached(newID(t))
+	c.waitOutput("NoNewPrivs:")
+
+	pj := *p
+	pj.Args = []string{"/bin/sh", "-c", probe}
+	data, _ := json.Marshal(pj)
+	path := filepath.Join(b.tempDir("process"), "process.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := b.warren("exec", "--process", path, c.id)
+	if r.err != nil || !strings.Contains(r.stdout, "NoNewPrivs:") {
+		t.Fatalf("exec --process:\n%s", r)
+	}
+	split := func(out string) (report, string) {
+		rep, rest, _ := strings.Cut(out, "\n")
+		var got report
+		decodeJSON(t, rep, &got)
+		return got, rest
+	}
+	fromInit, initRest := split(c.output())
+	fromExec, execRest := split(r.stdout)
+	if fromExec.UID != 1000 || fromExec.GID != 1000 || fromExec.Cwd != "/tmp" || fromExec.Umask != 0o027 {
+		t.Errorf("exec'd process: uid %d gid %d cwd %q umask %#o", fromExec.UID, fromExec.GID, fromExec.Cwd, fromExec.Umask)
+	}
+	if !slices.Contains(fromExec.Env, "HOME=/home/u") || !slices.Contains(fromExec.Env, "A=1") {
+		t.Errorf("exec'd process env %q: want A=1 and HOME=/home/u from /etc/passwd", fromExec.Env)
+	}
+	if fromExec.Caps["CapAmb"] != capMask(t, []string{"CAP_NET_BIND_SERVICE"}) {
+		t.Errorf("exec'd process CapAmb %s", fromExec.Caps["CapAmb"])
+	}
+	if l := fromExec.Rlimits["RLIMIT_NOFILE"]; l.Soft != 200 || l.Hard != 300 {
+		t.Errorf("exec'd process RLIMIT_NOFILE %d/%d", l.Soft, l.Hard)
+	}
+	type view struct {
+		UID, EUID, GID, EGID int
+		Groups               []int
+		Cwd                  string
+		Env                  []string
+		Umask                int
+		Caps                 map[string]string
+		NoNewPrivs           int
+		Rlimits              any
+		FDs                  []int
+	}
+	v := func(r report) view {
+		return view{r.UID, r.EUID, r.GID, r.EGID, r.Groups, r.Cwd, r.Env, r.Umask, r.Caps, r.NoNewPrivs, r.Rlimits, r.FDs}
+	}
+	gi, ge := fmt.Sprintf("%+v", v(fromInit)), fmt.Sprintf("%+v", v(fromExec))
+	if gi != ge {
+		t.Errorf("the init (Go) and the exec'd process (C tail) differ:\ninit %s\nexec %s", gi, ge)
+	}
+	for _, want := range []string{"Seccomp:\t2", "NoNewPrivs:\t0", "not supported"} {
+		if !strings.Contains(initRest, want) || !strings.Contains(execRest, want) {
+			t.Errorf("want %q from both:\ninit:\n%s\nexec:\n%s", want, initRest, execRest)
+		}
+	}
+
+	// The image owns /etc/passwd: a FIFO there gives HOME=/ instead of
+	// hanging the exec.
+	passwd := filepath.Join(b.rootfs, "etc", "passwd")
+	if err := os.Remove(passwd); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(passwd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.warren("exec", c.id, "/bin/sh", "-c", "echo $HOME"); r.code != 0 || r.stdout != "/\n" {
+		t.Errorf("exec with a FIFO at /etc/passwd:\n%s", r)
+	}
+
+	// Errors: the same words as the Go init's.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", c.id, "no-such-binary"}, `process.args[0]: exec: "no-such-binary": executable file not found in $PATH`},
+		{[]string{"exec", c.id, "/no/such"}, `process.args[0]: exec "/no/such": no such file or directory`},
+		{[]string{"exec", c.id, "/etc"}, `process.args[0]: exec "/etc": is a directory`},
+		{[]string{"exec", c.id, "/etc/passwd"}, `process.args[0]: exec "/etc/passwd": permission denied`},
+		{[]string{"exec", "--cwd", "/nope", c.id, "true"}, "process.cwd: chdir to /nope: no such file or directory"},
+	} {
+		r := b.warren(tc.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("warren %v: exit %d, stderr %q; want %q", tc.args, r.code, r.stderr, tc.want)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/signal"
 
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
@@ -108,7 +107,11 @@ func waitForeground(pid int, sigs chan os.Signal) int {
 	for {
 		select {
 		case status := <-done:
-			signal.Stop(sigs)
+			// The handlers stay: undoing them costs a handshake with the
+			// runtime's signal thread per signal (~3 ms for all of them)
+			// just before warren exits, and a signal that arrives
+			// meanwhile is better queued than fatal to a `run` that
+			// still deletes its container.
 			return status
 		case s := <-sigs:
 			sig := s.(unix.Signal)

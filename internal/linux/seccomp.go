@@ -271,6 +271,18 @@ func (c *Seccomp) Load() (*os.File, error) {
 	return os.NewFile(r, "seccomp-notify"), nil
 }
 
+// Program returns the BPF program as the kernel's struct sock_filter
+// array (8 bytes per instruction, little endian) and the flags for
+// seccomp(SECCOMP_SET_MODE_FILTER), for a loader outside this process.
+func (c *Seccomp) Program() (prog []byte, flags uint32) {
+	prog = make([]byte, 0, 8*len(c.prog))
+	for _, f := range c.prog {
+		prog = append(prog, byte(f.Code), byte(f.Code>>8), f.Jt, f.Jf,
+			byte(f.K), byte(f.K>>8), byte(f.K>>16), byte(f.K>>24))
+	}
+	return prog, uint32(c.flags)
+}
+
 // HasNotify reports whether the profile uses SCMP_ACT_NOTIFY.
 func HasNotify(s *specs.LinuxSeccomp) bool {
 	if s.DefaultAction == specs.ActNotify {

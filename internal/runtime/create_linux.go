@@ -224,9 +224,10 @@ func namespacePlan(s *specs.Spec) (clone uintptr, joins []nsJoin) {
 const (
 	bootSyncMaps    = 1 << 0 // wait for the parent to write id maps / time offsets
 	bootNonDumpable = 1 << 1 // PR_SET_DUMPABLE 0 before joining anything
+	bootTail        = 1 << 2 // after the pid, the C tail applies a msgTail plan
 )
 
-func bootstrapMsg(clone uintptr, sync, nonDumpable bool, joins []nsJoin) []byte {
+func bootstrapMsg(clone uintptr, sync, nonDumpable, tail bool, joins []nsJoin) []byte {
 	b := make([]byte, 12)
 	binary.LittleEndian.PutUint32(b[0:], uint32(clone))
 	var flags uint32
@@ -235,6 +236,9 @@ func bootstrapMsg(clone uintptr, sync, nonDumpable bool, joins []nsJoin) []byte 
 	}
 	if nonDumpable {
 		flags |= bootNonDumpable
+	}
+	if tail {
+		flags |= bootTail
 	}
 	binary.LittleEndian.PutUint32(b[4:], flags)
 	binary.LittleEndian.PutUint32(b[8:], uint32(len(joins)))
@@ -368,7 +372,10 @@ type spawnOpts struct {
 	needSync    bool // stage 0 waits for writeMaps
 	nonDumpable bool // joining a live container: keep its processes out of ours
 	writeMaps   func(stage0 int) error
-	config      *initConfig
+	// Exactly one of config (the Go init) and tail (the C tail, see
+	// tail_linux.go) is set.
+	config *initConfig
+	tail   []byte
 	// hooks, when set, runs when the init reports its mounts are done
 	// (prestart and createRuntime hooks); the init waits for it.
 	hooks func(pid int) error
@@ -520,7 +527,7 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 		}
 	}
 
-	if err := writeMsg(parent, msgBootstrap, bootstrapMsg(o.clone, o.needSync, o.nonDumpable, o.joins)); err != nil {
+	if err := writeMsg(parent, msgBootstrap, bootstrapMsg(o.clone, o.needSync, o.nonDumpable, o.tail != nil, o.joins)); err != nil {
 		return 0, 0, fmt.Errorf("send bootstrap to init: %w", err)
 	}
 	if o.needSync {
@@ -557,18 +564,24 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 			return 0, 0, err
 		}
 	}
-	o.config.HostPid = pid
-	if o.config.SpecJSON == nil {
-		if o.config.SpecJSON, err = json.Marshal(o.config.Spec); err != nil {
+	if o.tail != nil {
+		if err := writeMsg(parent, msgTail, o.tail); err != nil {
+			return 0, 0, fmt.Errorf("send the process plan to init: %w", err)
+		}
+	} else {
+		o.config.HostPid = pid
+		if o.config.SpecJSON == nil {
+			if o.config.SpecJSON, err = json.Marshal(o.config.Spec); err != nil {
+				return 0, 0, err
+			}
+		}
+		b, err := json.Marshal(o.config)
+		if err != nil {
 			return 0, 0, err
 		}
-	}
-	b, err := json.Marshal(o.config)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := writeMsg(parent, msgConfig, b); err != nil {
-		return 0, 0, fmt.Errorf("send config to init: %w", err)
+		if err := writeMsg(parent, msgConfig, b); err != nil {
+			return 0, 0, fmt.Errorf("send config to init: %w", err)
+		}
 	}
 	if o.hooks != nil {
 		if _, err := readMsg(parent, msgHooks); err != nil {

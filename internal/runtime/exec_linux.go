@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
+	"github.com/warren-runtime/warren/internal/linux"
 )
 
 // ExecOpts are the inputs of `warren exec`.
@@ -93,24 +94,32 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cfg := initConfig{
-		ID:          c.id,
-		Spec:        &specs.Spec{Process: p, Linux: &specs.Linux{Seccomp: seccomp}},
-		PreserveFDs: o.PreserveFDs,
-		Exec:        true,
-	}
-	var extra []*os.File
-	if p.Terminal {
-		extra = append(extra, o.ConsoleSocket)
-		cfg.ConsoleFd = 3 + o.PreserveFDs + 1
-	}
-	pid, _, err := spawn(spawnOpts{
-		preserveFDs: o.PreserveFDs, extra: extra,
-		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+	so := spawnOpts{
+		preserveFDs: o.PreserveFDs,
+		stdin:       o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cgroup: m, rootless: o.Rootless, joins: joins, nonDumpable: true,
-		config: &cfg,
-		notify: seccompNotify(seccomp, c.id, c.state.Bundle, Running, c.state.Annotations),
-	})
+	}
+	if useTail(p, seccomp) {
+		// The usual case: stage 0's C tail applies the settings and
+		// execs, and no Go runtime starts in the container.
+		if so.tail, err = tailPlan(p, seccomp, 3+o.PreserveFDs, linux.LastCap()); err != nil {
+			return 0, err
+		}
+	} else {
+		cfg := initConfig{
+			ID:          c.id,
+			Spec:        &specs.Spec{Process: p, Linux: &specs.Linux{Seccomp: seccomp}},
+			PreserveFDs: o.PreserveFDs,
+			Exec:        true,
+		}
+		if p.Terminal {
+			so.extra = append(so.extra, o.ConsoleSocket)
+			cfg.ConsoleFd = 3 + o.PreserveFDs + 1
+		}
+		so.config = &cfg
+		so.notify = seccompNotify(seccomp, c.id, c.state.Bundle, Running, c.state.Annotations)
+	}
+	pid, _, err := spawn(so)
 	if err != nil {
 		return 0, fmt.Errorf("exec in container %s: %w", c.id, err)
 	}

@@ -443,11 +443,15 @@ func hasEnv(env []string, name string) bool {
 // homeDir looks uid up in the container's /etc/passwd, as runc does when
 // process.env has no HOME.
 func homeDir(uid uint32) string {
-	f, err := os.Open("/etc/passwd")
+	// The image owns this path: a FIFO there must not hang the init.
+	f, err := os.OpenFile("/etc/passwd", os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return "/"
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "/"
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		parts := strings.Split(sc.Text(), ":")

@@ -21,6 +21,11 @@ package runtime
 //	  write state.json, pid file; exit             block on exec.fifo
 //	warren start: write exec.fifo ───────────────> execve(process.args)
 //
+// `exec` runs the same protocol with only joins; unless the process needs
+// a terminal or a seccomp notify listener, msgTail {binary plan} replaces
+// msgConfig and stage 0's C tail (nsexec/tail.c) applies it and execs: no
+// Go runtime starts in the container (see tail_linux.go).
+//
 // Framing: 1 byte type, 4 bytes little-endian payload length, payload.
 
 import (

@@ -60,7 +60,10 @@ func TestNamespacePlanJoinsUserFirst(t *testing.T) {
 	if len(joins) != 2 || joins[0].flag != unix.CLONE_NEWUSER || joins[1].flag != unix.CLONE_NEWNET {
 		t.Errorf("joins %+v: user must come first", joins)
 	}
-	b := bootstrapMsg(clone, true, false, joins)
+	if b := bootstrapMsg(clone, false, true, true, nil); binary.LittleEndian.Uint32(b[4:]) != bootNonDumpable|bootTail {
+		t.Errorf("sync flags of a tail exec: %#x", binary.LittleEndian.Uint32(b[4:]))
+	}
+	b := bootstrapMsg(clone, true, false, false, joins)
 	if got := binary.LittleEndian.Uint32(b[0:]); got != uint32(clone) {
 		t.Errorf("encoded flags %#x", got)
 	}

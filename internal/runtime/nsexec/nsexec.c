@@ -34,16 +34,17 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "nsexec.h"
+
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
 
 #define MAX_JOINS 16
-#define MAX_PAYLOAD 65536
 
-static int sync_fd = -1;
+int nsx_sync_fd = -1;
 
-static int write_all(int fd, const void *buf, size_t len)
+int nsx_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
@@ -59,7 +60,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
+int nsx_read_all(int fd, void *buf, size_t len)
 {
 	char *p = buf;
 	while (len > 0) {
@@ -79,7 +80,7 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int send_msg(char type, const void *data, uint32_t len)
+int nsx_send_msg(char type, const void *data, uint32_t len)
 {
 	unsigned char hdr[5];
 	hdr[0] = (unsigned char)type;
@@ -87,13 +88,12 @@ static int send_msg(char type, const void *data, uint32_t len)
 	hdr[2] = (len >> 8) & 0xff;
 	hdr[3] = (len >> 16) & 0xff;
 	hdr[4] = (len >> 24) & 0xff;
-	if (write_all(sync_fd, hdr, sizeof(hdr)) < 0)
+	if (nsx_write_all(nsx_sync_fd, hdr, sizeof(hdr)) < 0)
 		return -1;
-	return len ? write_all(sync_fd, data, len) : 0;
+	return len ? nsx_write_all(nsx_sync_fd, data, len) : 0;
 }
 
-static void bail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void bail(const char *fmt, ...)
+void nsx_bail(const char *fmt, ...)
 {
 	char msg[1024];
 	int saved = errno;
@@ -103,33 +103,37 @@ static void bail(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		n = 0;
-	if (saved != 0 && (size_t)n < sizeof(msg))
-		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
-	send_msg('E', msg, (uint32_t)strlen(msg));
+	if (saved != 0 && (size_t)n < sizeof(msg)) {
+		/* Go's spelling of errno texts: "no such file or directory". */
+		int m = snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
+		if (m > 2 && (size_t)n + 2 < sizeof(msg) && msg[n + 2] >= 'A' && msg[n + 2] <= 'Z')
+			msg[n + 2] = (char)(msg[n + 2] - 'A' + 'a');
+	}
+	nsx_send_msg('E', msg, (uint32_t)strlen(msg));
 	_exit(1);
 }
 
-static uint32_t get_u32(const unsigned char *p)
+uint32_t nsx_get_u32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-static void recv_msg(char want, unsigned char *buf, uint32_t *len)
+void nsx_recv_msg(char want, unsigned char *buf, uint32_t *len)
 {
 	unsigned char hdr[5];
-	if (read_all(sync_fd, hdr, sizeof(hdr)) < 0)
-		bail("nsexec: read sync message header");
-	uint32_t n = get_u32(hdr + 1);
+	if (nsx_read_all(nsx_sync_fd, hdr, sizeof(hdr)) < 0)
+		nsx_bail("nsexec: read sync message header");
+	uint32_t n = nsx_get_u32(hdr + 1);
 	if ((char)hdr[0] != want) {
 		errno = 0;
-		bail("nsexec: expected sync message %c, got %c", want, hdr[0]);
+		nsx_bail("nsexec: expected sync message %c, got %c", want, hdr[0]);
 	}
 	if (n > MAX_PAYLOAD) {
 		errno = 0;
-		bail("nsexec: sync message too large (%u bytes)", n);
+		nsx_bail("nsexec: sync message too large (%u bytes)", n);
 	}
-	if (n && read_all(sync_fd, buf, n) < 0)
-		bail("nsexec: read sync message payload");
+	if (n && nsx_read_all(nsx_sync_fd, buf, n) < 0)
+		nsx_bail("nsexec: read sync message payload");
 	*len = n;
 }
 
@@ -164,6 +168,8 @@ static int setgroups_denied(void)
  *   u32 clone flags    namespaces to create with unshare(2)
  *   u32 sync flags     bit 0: wait for the parent to write id maps / time offsets
  *                      bit 1: make the process non-dumpable first (exec)
+ *                      bit 2: after the pid, apply a 'T' plan in C and exec
+ *                             the process (tail.c) instead of starting Go
  *   u32 njoins
  *   njoins x { u32 ns flag, u32 path length, path bytes }   (user first)
  */
@@ -182,30 +188,30 @@ __attribute__((constructor)) static void nsexec(void)
 	const char *env = getenv("_WARREN_INITPIPE");
 	if (env == NULL || *env == '\0')
 		return;
-	sync_fd = atoi(env);
-	if (sync_fd < 3)
+	nsx_sync_fd = atoi(env);
+	if (nsx_sync_fd < 3)
 		return;
 
 	static unsigned char buf[MAX_PAYLOAD + 1];
 	uint32_t len = 0;
-	recv_msg('B', buf, &len);
+	nsx_recv_msg('B', buf, &len);
 	if (len < 12) {
 		errno = 0;
-		bail("nsexec: short bootstrap message");
+		nsx_bail("nsexec: short bootstrap message");
 	}
-	uint32_t cloneflags = get_u32(buf);
-	uint32_t syncflags = get_u32(buf + 4);
-	uint32_t njoins = get_u32(buf + 8);
+	uint32_t cloneflags = nsx_get_u32(buf);
+	uint32_t syncflags = nsx_get_u32(buf + 4);
+	uint32_t njoins = nsx_get_u32(buf + 8);
 	if (njoins > MAX_JOINS) {
 		errno = 0;
-		bail("nsexec: too many namespaces to join (%u)", njoins);
+		nsx_bail("nsexec: too many namespaces to join (%u)", njoins);
 	}
 
 	/* Joining a live container: until the user's program is exec'd, this
 	 * process holds the runtime's fds and memory, so no process of the
 	 * container may ptrace it or open its /proc files (CVE-2016-9962). */
 	if ((syncflags & 2) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-		bail("prctl(PR_SET_DUMPABLE, 0)");
+		nsx_bail("prctl(PR_SET_DUMPABLE, 0)");
 
 	/* Open every namespace first: once we have joined a mount namespace the
 	 * paths may resolve differently. */
@@ -215,59 +221,59 @@ __attribute__((constructor)) static void nsexec(void)
 	for (uint32_t i = 0; i < njoins; i++) {
 		if (off + 8 > len) {
 			errno = 0;
-			bail("nsexec: truncated bootstrap message");
+			nsx_bail("nsexec: truncated bootstrap message");
 		}
-		types[i] = get_u32(buf + off);
-		uint32_t plen = get_u32(buf + off + 4);
+		types[i] = nsx_get_u32(buf + off);
+		uint32_t plen = nsx_get_u32(buf + off + 4);
 		off += 8;
 		if (plen == 0 || off + plen > len) {
 			errno = 0;
-			bail("nsexec: truncated bootstrap message");
+			nsx_bail("nsexec: truncated bootstrap message");
 		}
 		char path[4096];
 		if (plen >= sizeof(path)) {
 			errno = 0;
-			bail("nsexec: namespace path too long");
+			nsx_bail("nsexec: namespace path too long");
 		}
 		memcpy(path, buf + off, plen);
 		path[plen] = '\0';
 		off += plen;
 		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
 		if (fds[i] < 0)
-			bail("open %s namespace %s", nsname(types[i]), path);
+			nsx_bail("open %s namespace %s", nsname(types[i]), path);
 	}
 	for (uint32_t i = 0; i < njoins; i++) {
 		/* setns checks the fd is a namespace of that type: a path that is
 		 * not one fails here with EINVAL instead of joining something else. */
 		if (setns(fds[i], (int)types[i]) < 0)
-			bail("join %s namespace", nsname(types[i]));
+			nsx_bail("join %s namespace", nsname(types[i]));
 		close(fds[i]);
 	}
 
 	if (cloneflags != 0 && unshare((int)cloneflags) < 0)
-		bail("create namespaces (unshare flags 0x%x)", cloneflags);
+		nsx_bail("create namespaces (unshare flags 0x%x)", cloneflags);
 
 	if (syncflags & 1) {
-		if (send_msg('U', NULL, 0) < 0)
-			bail("nsexec: send id map request");
-		recv_msg('u', buf, &len);
+		if (nsx_send_msg('U', NULL, 0) < 0)
+			nsx_bail("nsexec: send id map request");
+		nsx_recv_msg('u', buf, &len);
 	}
 
 	if (cloneflags & CLONE_NEWUSER) {
 		/* Become root of the new user namespace; needs uid/gid 0 mapped. */
 		if (setresgid(0, 0, 0) < 0)
-			bail("setresgid to 0 in the new user namespace (is gid 0 mapped?)");
+			nsx_bail("setresgid to 0 in the new user namespace (is gid 0 mapped?)");
 		/* An unprivileged parent that mapped only its own gid had to deny
 		 * setgroups(2) first; there are no groups to drop then. */
 		if (setgroups(0, NULL) < 0) {
 			int err = errno;
 			if (!(err == EPERM && setgroups_denied())) {
 				errno = err; /* the probe may have changed it */
-				bail("drop supplementary groups in the new user namespace");
+				nsx_bail("drop supplementary groups in the new user namespace");
 			}
 		}
 		if (setresuid(0, 0, 0) < 0)
-			bail("setresuid to 0 in the new user namespace (is uid 0 mapped?)");
+			nsx_bail("setresuid to 0 in the new user namespace (is uid 0 mapped?)");
 	}
 
 	int32_t pid = getpid();
@@ -279,15 +285,19 @@ __attribute__((constructor)) static void nsexec(void)
 		/* unshare/setns of pid and time namespaces apply to children only. */
 		pid_t child = fork();
 		if (child < 0)
-			bail("fork into the new pid namespace");
+			nsx_bail("fork into the new pid namespace");
 		if (child > 0) {
 			int32_t c = child;
-			if (send_msg('P', &c, sizeof(c)) < 0)
+			if (nsx_send_msg('P', &c, sizeof(c)) < 0)
 				_exit(1);
 			_exit(0);
 		}
+		if (syncflags & 4)
+			nsx_tail();
 		return; /* the child goes on into the Go runtime */
 	}
-	if (send_msg('P', &pid, sizeof(pid)) < 0)
-		bail("nsexec: send pid");
+	if (nsx_send_msg('P', &pid, sizeof(pid)) < 0)
+		nsx_bail("nsexec: send pid");
+	if (syncflags & 4)
+		nsx_tail();
 }
