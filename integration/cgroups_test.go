@@ -329,10 +329,12 @@ func TestBadLimitLeavesNothing(t *testing.T) {
 
 // A memory limit too small for the runtime's own init to set the container
 // up is reported as such (the init is OOM-killed without a word otherwise),
-// and nothing is left behind.
+// and nothing is left behind. Only the Go init (WARREN_GO_INIT, or a
+// config that needs it) is that big: see TestOneMebibyteContainer.
 func TestMemoryLimitTooSmallForInit(t *testing.T) {
 	t.Parallel()
 	b := newBundle(t)
+	b.env = []string{"WARREN_GO_INIT=1"}
 	b.spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 10))}}
 	id := newID(t)
 	_, r := b.tryCreate(id)
@@ -345,4 +347,22 @@ func TestMemoryLimitTooSmallForInit(t *testing.T) {
 		}
 	}
 	b.assertNoLeftovers(id)
+}
+
+// When the runtime prepares the rootfs (prepare_linux.go) the container's
+// init is a small C process until it executes the program: a container
+// runs within a 1 MiB memory limit, and the same config fails with the Go
+// init, which needs about 2 MiB.
+func TestOneMebibyteContainer(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	b.spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(1 << 20))}}
+	b.setArgs("/bin/true")
+	if _, r := b.run(execOpts{}); r.code != 0 {
+		t.Errorf("run /bin/true with a 1 MiB memory limit:\n%s", r)
+	}
+	b.env = []string{"WARREN_GO_INIT=1"}
+	if _, r := b.run(execOpts{}); r.code == 0 {
+		t.Logf("the Go init fits in 1 MiB too: this test no longer tells the paths apart")
+	}
 }

@@ -473,19 +473,6 @@ func TestExecMatchesInit(t *testing.T) {
 		}
 	}
 
-	// The image owns /etc/passwd: a FIFO there gives HOME=/ instead of
-	// hanging the exec.
-	passwd := filepath.Join(b.rootfs, "etc", "passwd")
-	if err := os.Remove(passwd); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mkfifo(passwd, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if r := b.warren("exec", c.id, "/bin/sh", "-c", "echo $HOME"); r.code != 0 || r.stdout != "/\n" {
-		t.Errorf("exec with a FIFO at /etc/passwd:\n%s", r)
-	}
-
 	// Errors: the same words as the Go init's.
 	for _, tc := range []struct {
 		args []string

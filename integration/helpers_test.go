@@ -398,6 +398,9 @@ type bundle struct {
 	// launchCgroup, when set, is the cgroup v2 directory warren is
 	// started in (a leaf of a subtree delegated to asUser).
 	launchCgroup string
+	// env is added to the environment of every warren command of this
+	// bundle (e.g. WARREN_GO_INIT=1).
+	env []string
 
 	mountsBefore map[string]bool
 }
@@ -565,6 +568,7 @@ func (b *bundle) start(o execOpts, args ...string) *proc {
 		return strings.HasPrefix(e, "LISTEN_FDS=") || strings.HasPrefix(e, "LISTEN_PID=") || strings.HasPrefix(e, "LISTEN_FDNAMES=") ||
 			strings.HasPrefix(e, "XDG_RUNTIME_DIR=")
 	})
+	cmd.Env = append(cmd.Env, b.env...)
 	if u := b.asUser; u != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: []uint32{}}}
 		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+filepath.Dir(b.root))

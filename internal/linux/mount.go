@@ -324,3 +324,75 @@ func MountPointOf(path string) (string, error) {
 func Reopen(h *os.File, flags int) (*os.File, error) {
 	return pathrs.Reopen(h, flags)
 }
+
+// newMountAttrs maps the mount(2) flags a new filesystem mount may carry to
+// fsmount(2) attributes; ok is false for any other flag.
+func newMountAttrs(flags uintptr) (attr int, ok bool) {
+	known := map[uintptr]int{
+		unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
+		unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
+		unix.MS_NOATIME: unix.MOUNT_ATTR_NOATIME, unix.MS_STRICTATIME: unix.MOUNT_ATTR_STRICTATIME,
+		unix.MS_NODIRATIME: unix.MOUNT_ATTR_NODIRATIME, unix.MS_RELATIME: unix.MOUNT_ATTR_RELATIME,
+	}
+	for f := uintptr(1); f != 0 && f <= flags; f <<= 1 {
+		if flags&f == 0 {
+			continue
+		}
+		a, found := known[f]
+		if !found {
+			return 0, false
+		}
+		attr |= a
+	}
+	return attr, true
+}
+
+// CanMountFromContext reports whether MountFromContext can make a mount
+// with these options (mount(2) flags it cannot express are refused).
+func CanMountFromContext(o MountOptions) bool {
+	_, ok := newMountAttrs(o.Flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT))
+	return ok
+}
+
+// MountFromContext makes a filesystem from ctx, an fsopen(2) context (for
+// proc, opened by a process in the pid namespace it must show), with o's
+// source, data options and flags, and attaches it on target: what MountFS does
+// with mount(2), for a caller outside the namespace the context captured.
+func MountFromContext(ctx, target *os.File, source, fstype string, o MountOptions) error {
+	attr, ok := newMountAttrs(o.Flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT))
+	if !ok {
+		return fmt.Errorf("mount %s: flags %#x cannot be set on a new mount by fsmount", fstype, o.Flags)
+	}
+	fd := int(ctx.Fd())
+	if err := unix.FsconfigSetString(fd, "source", source); err != nil {
+		return fmt.Errorf("mount %s: source %q: %w", fstype, source, err)
+	}
+	for _, d := range o.Data {
+		var err error
+		if k, v, hasValue := strings.Cut(d, "="); hasValue {
+			err = unix.FsconfigSetString(fd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fd, k)
+		}
+		if err != nil {
+			return fmt.Errorf("mount %s: option %q: %w", fstype, d, err)
+		}
+	}
+	if o.Flags&unix.MS_RDONLY != 0 {
+		if err := unix.FsconfigSetFlag(fd, "ro"); err != nil {
+			return fmt.Errorf("mount %s: read-only: %w", fstype, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("mount %s: create: %w", fstype, err)
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attr)
+	if err != nil {
+		return fmt.Errorf("mount %s: fsmount: %w", fstype, err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mount %s: attach: %w", fstype, err)
+	}
+	return nil
+}

@@ -77,6 +77,11 @@ type initConfig struct {
 	// Cgroups lists the host's hierarchies and the container's directory in
 	// each, for `type: cgroup` mounts.
 	Cgroups []cgroupMount `json:"cgroups,omitempty"`
+
+	// procCtx, when the runtime prepares the rootfs itself, is an
+	// fsopen("proc") context the container's process opened in its pid
+	// namespace, for the proc mount.
+	procCtx *os.File
 }
 
 type cgroupMount struct {
@@ -312,21 +317,51 @@ func (c *Container) startInit(o CreateOpts, mgr *cgroups.Manager) (int, error) {
 			cfg.Cgroups = append(cfg.Cgroups, cgroupMount{Mountpoint: h.Mountpoint, Key: h.Key, V2: h.V2, Path: mgr.Paths[h.Key]})
 		}
 	}
-	pid, start, err := spawn(spawnOpts{
+	so := spawnOpts{
 		preserveFDs: o.PreserveFDs, extra: extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cgroup: mgr, createCgroup: true, rootless: o.Rootless, resources: s.Linux.Resources, devices: s.Linux.Devices,
 		clone: clone, joins: joins,
 		needSync:  clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0),
 		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone, idmaps) },
-		config:    &cfg,
-		hooks:     c.createHooks(o),
-		notify:    seccompNotify(s.Linux.Seccomp, o.ID, o.Bundle, Creating, s.Annotations),
 		onPid: func(pid int, start uint64) error {
 			st.Pid, st.InitStartTime = pid, start
 			return writeStateFile(c.dir, st)
 		},
-	})
+	}
+	hooks := c.createHooks(o)
+	if ok, why := canPrepareInRuntime(o, clone, joins, len(idmapped)); ok {
+		// The usual case: this process makes the mounts and the C tail
+		// applies the process settings (prepare_linux.go).
+		cfg.Spec = s
+		if so.tail, err = initPlan(s, &cfg); err != nil {
+			return 0, err
+		}
+		for _, m := range s.Mounts {
+			so.procContext = so.procContext || (m.Type == "proc" && !isBindMount(m))
+		}
+		so.prepare = func(parent *os.File, pid int) error {
+			if so.procContext {
+				ctx, err := requestProcContext(parent)
+				if err != nil {
+					return err
+				}
+				defer ctx.Close()
+				cfg.procCtx = ctx
+			}
+			var h func() error
+			if hooks != nil {
+				h = func() error { return hooks(pid) }
+			}
+			return prepareRootfs(pid, &cfg, h)
+		}
+	} else {
+		slog.Debug("container init: the Go init prepares the rootfs", "id", o.ID, "why", why)
+		so.config = &cfg
+		so.hooks = hooks
+		so.notify = seccompNotify(s.Linux.Seccomp, o.ID, o.Bundle, Creating, s.Annotations)
+	}
+	pid, start, err := spawn(so)
 	if err != nil {
 		return 0, err
 	}
@@ -376,6 +411,12 @@ type spawnOpts struct {
 	// tail_linux.go) is set.
 	config *initConfig
 	tail   []byte
+	// prepare, with tail, runs after onPid and before the plan is sent:
+	// the runtime's own part of the init's setup (prepare_linux.go).
+	prepare func(parent *os.File, pid int) error
+	// procContext: stage 0's process sends a proc fs context (see
+	// requestProcContext) before it reads the plan.
+	procContext bool
 	// hooks, when set, runs when the init reports its mounts are done
 	// (prestart and createRuntime hooks); the init waits for it.
 	hooks func(pid int) error
@@ -398,10 +439,18 @@ func spawn(o spawnOpts) (int, uint64, error) {
 		// init's, which then dies without a useful word.
 		switch {
 		case o.cgroup.OOMKillCount() > 0:
-			err = fmt.Errorf("%w: the container's init was killed by the OOM killer while setting up: linux.resources.memory.limit is too small (warren's init needs about 2 MiB before it executes the process)", err)
+			need := "a few hundred KiB"
+			if o.config != nil {
+				need = "about 2 MiB with this config (the Go init)"
+			}
+			err = fmt.Errorf("%w: the container's init was killed by the OOM killer while setting up: linux.resources.memory.limit is too small (warren's init needs %s before it executes the process)", err, need)
 		case o.cgroup.PidsLimitHits() > 0:
 			if r := o.resources; r != nil && r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0 {
-				err = fmt.Errorf("%w: the container's init could not start a process or thread: linux.resources.pids.limit is too small (warren's init needs 5 tasks before it executes the process)", err)
+				need := 2
+				if o.config != nil {
+					need = 5 // the Go init's threads
+				}
+				err = fmt.Errorf("%w: the container's init could not start a process or thread: linux.resources.pids.limit is too small (warren's init needs %d tasks before it executes the process)", err, need)
 			} else {
 				err = fmt.Errorf("%w: the container's init could not start a process or thread: the pids limit of a cgroup above the container's is exhausted", err)
 			}
@@ -527,7 +576,11 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 		}
 	}
 
-	if err := writeMsg(parent, msgBootstrap, bootstrapMsg(o.clone, o.needSync, o.nonDumpable, o.tail != nil, o.joins)); err != nil {
+	boot := bootstrapMsg(o.clone, o.needSync, o.nonDumpable, o.tail != nil, o.joins)
+	if o.procContext {
+		binary.LittleEndian.PutUint32(boot[4:], binary.LittleEndian.Uint32(boot[4:])|bootProcCtx)
+	}
+	if err := writeMsg(parent, msgBootstrap, boot); err != nil {
 		return 0, 0, fmt.Errorf("send bootstrap to init: %w", err)
 	}
 	if o.needSync {
@@ -565,6 +618,11 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 		}
 	}
 	if o.tail != nil {
+		if o.prepare != nil {
+			if err := o.prepare(parent, pid); err != nil {
+				return 0, 0, err
+			}
+		}
 		if err := writeMsg(parent, msgTail, o.tail); err != nil {
 			return 0, 0, fmt.Errorf("send the process plan to init: %w", err)
 		}

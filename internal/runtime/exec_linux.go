@@ -102,7 +102,7 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 	if useTail(p, seccomp) {
 		// The usual case: stage 0's C tail applies the settings and
 		// execs, and no Go runtime starts in the container.
-		if so.tail, err = tailPlan(p, seccomp, 3+o.PreserveFDs, linux.LastCap()); err != nil {
+		if so.tail, err = tailPlan(p, seccomp, 3+o.PreserveFDs, linux.LastCap(), tailInit{}); err != nil {
 			return 0, err
 		}
 	} else {

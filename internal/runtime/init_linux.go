@@ -76,7 +76,6 @@ func initContainer(sock *os.File) error {
 		return initExec(sock, &cfg)
 	}
 	s := cfg.Spec
-	p := s.Process
 	fifo := os.NewFile(uintptr(cfg.FifoFd), "exec.fifo")
 
 	// The init leads its own session, as in every runtime, so a terminal
@@ -118,6 +117,27 @@ func initContainer(sock *os.File) error {
 			return err
 		}
 	}
+	err = setNames(s, proc, self)
+	proc.Close()
+	if err != nil {
+		return err
+	}
+	if !cfg.NoNewKeyring {
+		if err := linux.JoinSessionKeyring("_ses." + cfg.ID); err != nil {
+			return err
+		}
+	}
+	if err := enterRootfs(&cfg); err != nil {
+		return err
+	}
+	return finishAndExec(sock, &cfg, fifo)
+}
+
+// setNames sets what the container's namespaces hold besides mounts:
+// hostname, domainname, sysctls (written through proc, the host's procfs
+// opened before the mounts, in the caller's network and IPC namespaces)
+// and the init's oom_score_adj (self: its pid in that procfs).
+func setNames(s *specs.Spec, proc *linux.Proc, self string) error {
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 			return fmt.Errorf("hostname: set %q: %w", s.Hostname, err)
@@ -137,21 +157,12 @@ func initContainer(sock *os.File) error {
 			return fmt.Errorf("linux.sysctl[%q]: %w", key, err)
 		}
 	}
-	if p != nil && p.OOMScoreAdj != nil {
+	if p := s.Process; p != nil && p.OOMScoreAdj != nil {
 		if err := proc.Write(self+"/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
 			return fmt.Errorf("process.oomScoreAdj: %w", err)
 		}
 	}
-	proc.Close()
-	if !cfg.NoNewKeyring {
-		if err := linux.JoinSessionKeyring("_ses." + cfg.ID); err != nil {
-			return err
-		}
-	}
-	if err := enterRootfs(&cfg); err != nil {
-		return err
-	}
-	return finishAndExec(sock, &cfg, fifo)
+	return nil
 }
 
 // initExec is the Go part of `warren exec`: stage 0 already joined every
@@ -443,15 +454,11 @@ func hasEnv(env []string, name string) bool {
 // homeDir looks uid up in the container's /etc/passwd, as runc does when
 // process.env has no HOME.
 func homeDir(uid uint32) string {
-	// The image owns this path: a FIFO there must not hang the init.
-	f, err := os.OpenFile("/etc/passwd", os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	f, err := os.Open("/etc/passwd")
 	if err != nil {
 		return "/"
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return "/"
-	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		parts := strings.Split(sc.Text(), ":")

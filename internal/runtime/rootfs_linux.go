@@ -188,7 +188,13 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount, dest string, idmapF
 		}
 		defer under.Close()
 	}
-	err = linux.MountFS(source, m.Type, target, o)
+	if m.Type == "proc" && cfg.procCtx != nil {
+		// Prepared by the runtime (prepare_linux.go): the context was
+		// opened inside the container's pid namespace.
+		err = linux.MountFromContext(cfg.procCtx, target, source, m.Type, o)
+	} else {
+		err = linux.MountFS(source, m.Type, target, o)
+	}
 	if err == nil && under != nil {
 		err = copyUp(root, dest, under)
 	}

@@ -14,21 +14,10 @@ import (
 // with the container process state, in the shape runc sends (the seccomp
 // agent protocol: JSON with "fds": ["seccompFd"] and the fd attached).
 func recvSeccompFd(parent *os.File, sc *specs.LinuxSeccomp, state specs.State, pid int) error {
-	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(parent.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil || n != 1 || buf[0] != msgSeccompFd {
-		return fmt.Errorf("linux.seccomp: receive the notify fd from init: %v", err)
+	notify, err := recvFd(parent, msgSeccompFd, "seccomp notify fd")
+	if err != nil {
+		return fmt.Errorf("linux.seccomp: %w", err)
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return fmt.Errorf("linux.seccomp: no notify fd from init")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return fmt.Errorf("linux.seccomp: no notify fd from init")
-	}
-	notify := os.NewFile(uintptr(fds[0]), "seccomp-notify")
 	defer notify.Close()
 	if sc.ListenerPath == "" {
 		return fmt.Errorf("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener")

@@ -14,7 +14,8 @@ import (
 // The C tail (nsexec/tail.c) applies a process's settings and execs it
 // without starting the Go runtime in the container process: `exec` uses
 // it whenever the process needs nothing only the Go init has (a terminal,
-// a seccomp notify listener). The runtime encodes the plan; every check
+// a seccomp notify listener), and so does `create` when the runtime can
+// prepare the rootfs itself (prepare_linux.go). The runtime encodes the plan; every check
 // that needs the container's view (cwd, PATH, /etc/passwd) stays in the
 // tail, which words its errors as the Go init does.
 
@@ -26,7 +27,16 @@ const (
 	tailNNP          = 1 << 0
 	tailSeccompEarly = 1 << 1
 	tailHome         = 1 << 2
+	tailSetsid       = 1 << 3
 )
+
+// tailInit holds what only a container's init (create) gets from the
+// tail: its own session, a session keyring, and the wait on the exec fifo.
+type tailInit struct {
+	Setsid  bool
+	FifoFd  int    // the exec fifo as the init sees it; 0 for exec
+	Keyring string // session keyring to join; "" for none
+}
 
 // useTail reports whether the C tail can run p: it has no terminal
 // (which needs the pty and console-socket code of the Go init) and no
@@ -37,7 +47,8 @@ func useTail(p *specs.Process, sc *specs.LinuxSeccomp) bool {
 
 // tailPlan encodes p for the C tail, little endian:
 //
-//	u32 flags, u32 close_from, u32 umask, u32 uid, u32 gid
+//	u32 flags, u32 close_from, u32 fifo fd, str keyring
+//	u32 umask, u32 uid, u32 gid
 //	u32 n, n x u32 additional gids
 //	u64 bounding, effective, permitted, inheritable, ambient; u32 last cap
 //	u32 n, n x {u32 resource, u64 soft, u64 hard, str OCI name}
@@ -46,7 +57,7 @@ func useTail(p *specs.Process, sc *specs.LinuxSeccomp) bool {
 //
 // where str is u32 length + bytes. The seccomp filter is compiled here,
 // in the runtime, so a bad profile fails before any process starts.
-func tailPlan(p *specs.Process, sc *specs.LinuxSeccomp, closeFrom, lastCap int) ([]byte, error) {
+func tailPlan(p *specs.Process, sc *specs.LinuxSeccomp, closeFrom, lastCap int, ti tailInit) ([]byte, error) {
 	var prog []byte
 	var scFlags uint32
 	if sc != nil {
@@ -67,6 +78,9 @@ func tailPlan(p *specs.Process, sc *specs.LinuxSeccomp, closeFrom, lastCap int) 
 	if !hasEnv(p.Env, "HOME") {
 		flags |= tailHome
 	}
+	if ti.Setsid {
+		flags |= tailSetsid
+	}
 	umask := uint32(0o022)
 	if p.User.Umask != nil {
 		umask = *p.User.Umask
@@ -78,6 +92,8 @@ func tailPlan(p *specs.Process, sc *specs.LinuxSeccomp, closeFrom, lastCap int) 
 	b := make([]byte, 0, 512+len(prog))
 	b = u32(b, flags)
 	b = u32(b, uint32(closeFrom))
+	b = u32(b, uint32(ti.FifoFd))
+	b = str(b, ti.Keyring)
 	b = u32(b, umask)
 	b = u32(b, p.User.UID)
 	b = u32(b, p.User.GID)

@@ -37,17 +37,25 @@ func TestTailPlan(t *testing.T) {
 		Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1, Hard: 2}},
 		NoNewPrivileges: true,
 	}
-	b, err := tailPlan(p, nil, 5, 40)
+	b, err := tailPlan(p, nil, 5, 40, tailInit{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u32 := func(off int) uint32 { return binary.LittleEndian.Uint32(b[off:]) }
-	// flags: no_new_privs, and no HOME in env; close_from; default umask; ids.
-	if u32(0) != tailNNP|tailHome || u32(4) != 5 || u32(8) != 0o022 || u32(12) != 7 || u32(16) != 8 || u32(20) != 1 || u32(24) != 9 {
-		t.Errorf("plan header %v", b[:28])
+	// flags: no_new_privs, and no HOME in env; close_from; no fifo, no
+	// keyring; default umask; ids.
+	if u32(0) != tailNNP|tailHome || u32(4) != 5 || u32(8) != 0 || u32(12) != 0 || u32(16) != 0o022 || u32(20) != 7 || u32(24) != 8 || u32(28) != 1 || u32(32) != 9 {
+		t.Errorf("plan header %v", b[:36])
 	}
-	if binary.LittleEndian.Uint64(b[28:]) != 1<<5 { // bounding: CAP_KILL
-		t.Errorf("bounding set %#x", binary.LittleEndian.Uint64(b[28:]))
+	if binary.LittleEndian.Uint64(b[36:]) != 1<<5 { // bounding: CAP_KILL
+		t.Errorf("bounding set %#x", binary.LittleEndian.Uint64(b[36:]))
+	}
+	ci, err := tailPlan(p, nil, 5, 40, tailInit{Setsid: true, FifoFd: 6, Keyring: "_ses.x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binary.LittleEndian.Uint32(ci) != tailNNP|tailHome|tailSetsid || binary.LittleEndian.Uint32(ci[8:]) != 6 || string(ci[16:22]) != "_ses.x" {
+		t.Errorf("init plan header %q", ci[:24])
 	}
 	if !strings.HasSuffix(string(b), "\x01\x00\x00\x00\x09\x00\x00\x00PATH=/bin") {
 		t.Errorf("plan does not end with the env: %q", b[len(b)-20:])
@@ -64,12 +72,12 @@ func TestTailPlan(t *testing.T) {
 	} {
 		q := *p
 		tc.mod(&q)
-		if _, err := tailPlan(&q, nil, 3, 40); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := tailPlan(&q, nil, 3, 40, tailInit{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("want an error naming %s, got %v", tc.want, err)
 		}
 	}
 	bad := &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
-	if _, err := tailPlan(p, bad, 3, 40); err == nil || !strings.Contains(err.Error(), "linux.seccomp") {
+	if _, err := tailPlan(p, bad, 3, 40, tailInit{}); err == nil || !strings.Contains(err.Error(), "linux.seccomp") {
 		t.Errorf("bad seccomp profile: %v", err)
 	}
 }

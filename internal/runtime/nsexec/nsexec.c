@@ -30,11 +30,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "nsexec.h"
+
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -163,6 +171,14 @@ static int setgroups_denied(void)
 	return n >= 4 && strncmp(buf, "deny", 4) == 0;
 }
 
+static void tail(uint32_t syncflags) __attribute__((noreturn));
+static void tail(uint32_t syncflags)
+{
+	if (syncflags & 8)
+		nsx_send_proc_context();
+	nsx_tail();
+}
+
 /*
  * Bootstrap payload (little endian):
  *   u32 clone flags    namespaces to create with unshare(2)
@@ -170,6 +186,8 @@ static int setgroups_denied(void)
  *                      bit 1: make the process non-dumpable first (exec)
  *                      bit 2: after the pid, apply a 'T' plan in C and exec
  *                             the process (tail.c) instead of starting Go
+ *                      bit 3: before that, send a proc filesystem context
+ *                             opened in the container's pid namespace
  *   u32 njoins
  *   njoins x { u32 ns flag, u32 path length, path bytes }   (user first)
  */
@@ -293,11 +311,45 @@ __attribute__((constructor)) static void nsexec(void)
 			_exit(0);
 		}
 		if (syncflags & 4)
-			nsx_tail();
+			tail(syncflags);
 		return; /* the child goes on into the Go runtime */
 	}
 	if (nsx_send_msg('P', &pid, sizeof(pid)) < 0)
 		nsx_bail("nsexec: send pid");
 	if (syncflags & 4)
-		nsx_tail();
+		tail(syncflags);
+}
+
+/*
+ * The parent prepares the rootfs from one of its threads, which cannot
+ * enter the container's pid namespace; but a proc filesystem belongs to
+ * the pid namespace of whoever opens its context. So the container's
+ * process opens it, when asked ('f'), and sends the fd back ('F', one
+ * byte with SCM_RIGHTS, outside the framing).
+ */
+void nsx_send_proc_context(void)
+{
+	unsigned char buf[8];
+	uint32_t len = 0;
+	nsx_recv_msg('f', buf, &len);
+	int fd = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+	if (fd < 0)
+		nsx_bail("fsopen proc in the container's pid namespace");
+	char byte = 'F';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	while (sendmsg(nsx_sync_fd, &msg, 0) < 0)
+		if (errno != EINTR)
+			nsx_bail("nsexec: send the proc context");
+	close(fd);
 }

@@ -17,6 +17,9 @@ void nsx_bail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2
 uint32_t nsx_get_u32(const unsigned char *p);
 void nsx_recv_msg(char want, unsigned char *buf, uint32_t *len);
 
+/* On 'f', opens a proc filesystem context and sends it back ('F'). */
+void nsx_send_proc_context(void);
+
 /* Reads the 'T' plan from the sync socket, applies it and execs the
  * process; never returns. */
 void nsx_tail(void) __attribute__((noreturn));

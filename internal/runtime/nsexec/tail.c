@@ -1,7 +1,8 @@
-// tail: the last steps of a container process, in C, for `warren exec`.
+// tail: the last steps of a container process, in C, for `warren exec` and
+// for a `create` whose rootfs the runtime prepared (prepare_linux.go).
 //
-// Stage 0 (nsexec.c) has joined the container's namespaces and the parent
-// has put the process in the container's cgroups. Instead of starting the
+// Stage 0 (nsexec.c) has joined or made the container's namespaces and the
+// parent has put the process in the container's cgroups. Instead of starting the
 // Go runtime (several milliseconds and megabytes per process) to apply the
 // process settings, stage 0 calls nsx_tail when the bootstrap asks for it:
 // it reads one 'T' message, the plan that the Go runtime encoded from
@@ -9,13 +10,14 @@
 // and applies it in the same order as the Go init's finishAndExec:
 //
 //   close-on-exec every fd from close_from on (CVE-2024-21626 class)
+//   setsid and a new session keyring (a container's init)
 //   chdir(cwd), and refuse a cwd outside the root
 //   umask, HOME from the container's /etc/passwd, PATH lookup
 //   rlimits
 //   seccomp, when it must be loaded with CAP_SYS_ADMIN (no no_new_privs)
 //   bounding set, keepcaps, groups, gid, uid, capset, ambient
 //   no_new_privs
-//   'R' ready to the parent
+//   'R' ready to the parent; a container's init then waits on the exec fifo
 //   seccomp (with no_new_privs), execve
 //
 // Any failure sends 'E' with a message worded as the Go init's and exits 1.
@@ -25,6 +27,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/seccomp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +51,7 @@
 #define TAIL_NNP 0x1           /* prctl(PR_SET_NO_NEW_PRIVS) */
 #define TAIL_SECCOMP_EARLY 0x2 /* load the filter before the caps change */
 #define TAIL_HOME 0x4          /* process.env has no HOME: look it up */
+#define TAIL_SETSID 0x8        /* a container's init leads its own session */
 
 struct cursor {
 	const unsigned char *p;
@@ -151,15 +155,9 @@ static int setgroups_denied(void)
 /* The home directory of uid in the container's /etc/passwd, or "/". */
 static char *home_dir(uint32_t uid)
 {
-	/* The image owns this path: a FIFO there must not hang the exec. */
-	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return strdup("/");
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return strdup("/");
-	}
 	size_t cap = 1 << 16, len = 0;
 	char *buf = malloc(cap + 1);
 	while (buf != NULL) {
@@ -287,6 +285,8 @@ void nsx_tail(void)
 
 	uint32_t flags = take_u32(&c);
 	uint32_t close_from = take_u32(&c);
+	uint32_t fifo_fd = take_u32(&c);
+	char *keyring = take_str(&c);
 	uint32_t umask_v = take_u32(&c);
 	uint32_t uid = take_u32(&c);
 	uint32_t gid = take_u32(&c);
@@ -353,6 +353,13 @@ void nsx_tail(void)
 
 	/* Nothing of the runtime's may reach the program. */
 	close_exec_from(close_from);
+
+	if ((flags & TAIL_SETSID) && setsid() < 0)
+		nsx_bail("setsid");
+	/* A session keyring of its own, so the container does not share the
+	 * caller's keys (a kernel without keyrings has none to share). */
+	if (keyring[0] != '\0' && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, keyring) < 0 && errno != ENOSYS)
+		nsx_bail("join a new session keyring \"%s\"", keyring);
 
 	if (chdir(cwd) < 0)
 		nsx_bail("process.cwd: chdir to %s", cwd);
@@ -445,6 +452,19 @@ void nsx_tail(void)
 
 	if (nsx_send_msg('R', NULL, 0) < 0)
 		nsx_bail("report ready");
+	if (fifo_fd > 0) {
+		/* Created: block until `warren start` writes the exec fifo. */
+		char one;
+		ssize_t n;
+		do
+			n = read((int)fifo_fd, &one, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1) {
+			if (n == 0)
+				errno = 0;
+			nsx_bail("wait for start on exec fifo");
+		}
+	}
 	if (sc_len > 0 && !(flags & TAIL_SECCOMP_EARLY))
 		load_seccomp(prog, sc_len, sc_flags);
 	execve(path, argv, envp);
