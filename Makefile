@@ -8,14 +8,18 @@ TAGS      := urfave_cli_no_docs,netgo,osusergo
 LDFLAGS   := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
 GOFLAGS_B := -trimpath -buildvcs=false -tags $(TAGS)
 
-.PHONY: all build warren testinit demo test test-unit test-integration lint clean
+.PHONY: all build warren warrenctl testinit demo test test-unit test-integration lint clean
 
 all: build
 
-build: warren testinit
+build: warren warrenctl testinit
 
 warren:
 	$(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $(BIN)/warren ./cmd/warren
+
+# The engine's CLI: no cgo, so static without help.
+warrenctl:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/warrenctl ./cmd/warrenctl
 
 testinit:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -o $(BIN)/testinit ./tests/testinit
@@ -31,8 +35,8 @@ lint:
 # Unit tests need no root; the integration package runs its root-only tests
 # when root and skips with a message otherwise. One `go test` run, so the
 # slow suite is built and run once.
-test: lint warren
-	WARREN_BINARY=$(CURDIR)/$(BIN)/warren $(GO) test -count=1 ./...
+test: lint warren warrenctl
+	WARREN_BINARY=$(CURDIR)/$(BIN)/warren WARRENCTL_BINARY=$(CURDIR)/$(BIN)/warrenctl $(GO) test -count=1 ./...
 
 test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)

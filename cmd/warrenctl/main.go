@@ -1,0 +1,284 @@
+// Command warrenctl drives warren's engine. For now it works on the image
+// store directly (internal/images); with warrend it becomes a client of
+// the engine's API.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/urfave/cli"
+	"golang.org/x/sys/unix"
+
+	"github.com/warren-runtime/warren/internal/errdefs"
+	"github.com/warren-runtime/warren/internal/images"
+)
+
+var version = "0.1.0-dev"
+
+func main() {
+	app := cli.NewApp()
+	app.Name = "warrenctl"
+	app.Usage = "warren's engine: images (containers, pods and networks to come)"
+	app.Version = version
+	app.Flags = []cli.Flag{
+		cli.StringFlag{Name: "root", Value: images.DefaultRoot, Usage: "the engine's state directory (images under it)"},
+	}
+	app.Commands = []cli.Command{imageCommand}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "warrenctl: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+func store(c *cli.Context) (*images.Store, error) {
+	return images.Open(c.GlobalString("root"))
+}
+
+var formatFlag = cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"}
+
+var imageCommand = cli.Command{
+	Name:  "image",
+	Usage: "manage images: import, pull, ls, inspect, rm, prune, mount",
+	Subcommands: []cli.Command{
+		{
+			Name:      "import",
+			Usage:     "store an image from an OCI layout, an OCI archive or a docker archive",
+			ArgsUsage: "oci:DIR[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:TAG] | DIR",
+			Flags: []cli.Flag{
+				cli.StringFlag{Name: "name", Usage: "name to store the image under (default: the source's ref, else kind:basename)"},
+			},
+			Action: importImage,
+		},
+		{
+			Name:      "pull",
+			Usage:     "store an image from a registry (credentials from ~/.docker/config.json)",
+			ArgsUsage: "REFERENCE",
+			Flags: []cli.Flag{
+				cli.BoolFlag{Name: "insecure", Usage: "allow a plain-HTTP or unverified-TLS registry"},
+			},
+			Action: pullImage,
+		},
+		{Name: "ls", Usage: "list images", Flags: []cli.Flag{formatFlag}, Action: listImages},
+		{Name: "inspect", Usage: "show an image's record and config", ArgsUsage: "NAME", Action: inspectImage},
+		{Name: "rm", Usage: "forget images (prune removes their unshared layers)", ArgsUsage: "NAME...", Action: removeImages},
+		{Name: "prune", Usage: "remove blobs and layers no image uses", Action: pruneImages},
+		{
+			Name:      "mount",
+			Usage:     "mount an image's layers as an overlay on DIR/rootfs (DIR/upper takes the writes)",
+			ArgsUsage: "NAME DIR",
+			Action:    mountImage,
+		},
+	},
+}
+
+// progress prints to a terminal only: scripts and logs get the result.
+func progress() func(string) {
+	if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err != nil {
+		return nil
+	}
+	start := time.Now()
+	return func(msg string) {
+		fmt.Fprintf(os.Stderr, "\r\033[K[%5.1fs] %s", time.Since(start).Seconds(), msg)
+	}
+}
+
+func done(p func(string)) {
+	if p != nil {
+		fmt.Fprintln(os.Stderr)
+	}
+}
+
+func importImage(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("image import: want one source: %w", errdefs.ErrInvalid)
+	}
+	src := c.Args().First()
+	kind, rest, ok := strings.Cut(src, ":")
+	if !ok || (kind != "oci" && kind != "oci-archive" && kind != "docker-archive") {
+		kind, rest = "oci", src
+	}
+	location, ref := rest, ""
+	if i := strings.LastIndex(rest, ":"); i > 0 && !strings.Contains(rest[i:], "/") {
+		if _, err := os.Stat(rest); err != nil {
+			location, ref = rest[:i], rest[i+1:]
+		}
+	}
+	var img v1.Image
+	var err error
+	switch kind {
+	case "oci":
+		img, err = images.FromLayout(location, ref)
+	case "oci-archive":
+		tmp, terr := os.MkdirTemp("", "warrenctl-oci-")
+		if terr != nil {
+			return terr
+		}
+		defer os.RemoveAll(tmp)
+		if err = images.ExtractLayoutTar(location, tmp); err == nil {
+			img, err = images.FromLayout(tmp, ref)
+		}
+	case "docker-archive":
+		img, err = images.FromDockerArchive(location, ref)
+	}
+	if err != nil {
+		return err
+	}
+	name := c.String("name")
+	if name == "" {
+		name = images.SourceName(kind, location, ref)
+	}
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	p := progress()
+	rec, err := s.Add(name, img, p)
+	done(p)
+	if err != nil {
+		return err
+	}
+	fmt.Println(rec.Manifest)
+	return nil
+}
+
+func pullImage(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("image pull: want one reference: %w", errdefs.ErrInvalid)
+	}
+	img, name, err := images.FromRegistry(c.Args().First(), images.PullOptions{Insecure: c.Bool("insecure")})
+	if err != nil {
+		return err
+	}
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	p := progress()
+	rec, err := s.Add(name, img, p)
+	done(p)
+	if err != nil {
+		return err
+	}
+	fmt.Println(rec.Manifest)
+	return nil
+}
+
+func listImages(c *cli.Context) error {
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	imgs, err := s.List()
+	if err != nil {
+		return err
+	}
+	switch c.String("format") {
+	case "json":
+		if imgs == nil {
+			imgs = []images.Image{}
+		}
+		return json.NewEncoder(os.Stdout).Encode(imgs)
+	case "table":
+		w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+		fmt.Fprintln(w, "NAME\tDIGEST\tLAYERS\tSIZE\tPLATFORM\tCREATED")
+		for _, i := range imgs {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", i.Name, i.Manifest.Hex[:12], len(i.Layers), humanSize(i.Size), i.Platform, i.Created.Format(time.RFC3339))
+		}
+		return w.Flush()
+	}
+	return fmt.Errorf("--format %q: want table or json: %w", c.String("format"), errdefs.ErrInvalid)
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func inspectImage(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("image inspect: want one image: %w", errdefs.ErrInvalid)
+	}
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	img, err := s.Get(c.Args().First())
+	if err != nil {
+		return err
+	}
+	cfg, err := s.Config(img)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		*images.Image
+		ConfigFile *v1.ConfigFile `json:"configFile"`
+	}{img, cfg})
+}
+
+func removeImages(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("image rm: name at least one image: %w", errdefs.ErrInvalid)
+	}
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range c.Args() {
+		if err := s.Remove(n); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Println(n)
+	}
+	return errors.Join(errs...)
+}
+
+func pruneImages(c *cli.Context) error {
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	removed, err := s.Prune()
+	for _, p := range removed {
+		fmt.Println(p)
+	}
+	return err
+}
+
+func mountImage(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return fmt.Errorf("image mount: want an image and a directory: %w", errdefs.ErrInvalid)
+	}
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	img, err := s.Get(c.Args().Get(0))
+	if err != nil {
+		return err
+	}
+	rootfs, err := s.MountImage(img, c.Args().Get(1))
+	if err != nil {
+		return err
+	}
+	fmt.Println(rootfs)
+	return nil
+}
