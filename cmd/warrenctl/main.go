@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,7 +46,7 @@ var formatFlag = cli.StringFlag{Name: "format", Value: "table", Usage: "table or
 
 var imageCommand = cli.Command{
 	Name:  "image",
-	Usage: "manage images: import, pull, ls, inspect, rm, prune, mount",
+	Usage: "manage images: import, pull, ls, inspect, rm, prune, mount, bundle",
 	Subcommands: []cli.Command{
 		{
 			Name:      "import",
@@ -69,6 +70,12 @@ var imageCommand = cli.Command{
 		{Name: "inspect", Usage: "show an image's record and config", ArgsUsage: "NAME", Action: inspectImage},
 		{Name: "rm", Usage: "forget images (prune removes their unshared layers)", ArgsUsage: "NAME...", Action: removeImages},
 		{Name: "prune", Usage: "remove blobs and layers no image uses", Action: pruneImages},
+		{
+			Name:      "bundle",
+			Usage:     "make DIR an OCI bundle of the image: its overlay on DIR/rootfs and DIR/config.json from the image config",
+			ArgsUsage: "NAME DIR",
+			Action:    bundleImage,
+		},
 		{
 			Name:      "mount",
 			Usage:     "mount an image's layers as an overlay on DIR/rootfs (DIR/upper takes the writes)",
@@ -280,5 +287,44 @@ func mountImage(c *cli.Context) error {
 		return err
 	}
 	fmt.Println(rootfs)
+	return nil
+}
+
+func bundleImage(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return fmt.Errorf("image bundle: want an image and a directory: %w", errdefs.ErrInvalid)
+	}
+	s, err := store(c)
+	if err != nil {
+		return err
+	}
+	img, err := s.Get(c.Args().Get(0))
+	if err != nil {
+		return err
+	}
+	cfg, err := s.Config(img)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(c.Args().Get(1))
+	if err != nil {
+		return err
+	}
+	rootfs, err := s.MountImage(img, dir)
+	if err != nil {
+		return err
+	}
+	spec, err := images.Spec(cfg, rootfs)
+	if err == nil {
+		var b []byte
+		if b, err = json.MarshalIndent(spec, "", "  "); err == nil {
+			err = os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
+		}
+	}
+	if err != nil {
+		unix.Unmount(rootfs, unix.MNT_DETACH)
+		return err
+	}
+	fmt.Println(dir)
 	return nil
 }

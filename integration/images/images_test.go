@@ -578,3 +578,53 @@ func TestPullFromRegistry(t *testing.T) {
 		t.Errorf("pull of a missing image: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+// An imported image runs: `warrenctl image bundle` mounts it and writes a
+// config from the image config (user by name from the image's
+// /etc/passwd, working directory, env, command), and warren runs it; the
+// container's writes stay in the bundle's upper directory.
+func TestImageRuns(t *testing.T) {
+	warren := os.Getenv("WARREN_BINARY")
+	if warren == "" {
+		warren = filepath.Join(t.TempDir(), "warren")
+		if out, err := exec.Command("go", "build", "-o", warren, "github.com/warren-runtime/warren/cmd/warren").CombinedOutput(); err != nil {
+			t.Fatalf("building warren: %v\n%s", err, out)
+		}
+	}
+	img := testImage(t)
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.User = "app"
+	cf.Config.WorkingDir = "/home/app"
+	cf.Config.Env = []string{"GREETING=hello"}
+	cf.Config.Cmd = []string{"/bin/sh", "-c", "id; pwd; echo $GREETING; cat notes; echo written > /home/app/out"}
+	img, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeLayout(t, img, "run")
+	root := t.TempDir()
+	mustCtl(t, root, "image", "import", "--name", "runnable", "oci:"+dir+":run")
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	mustCtl(t, root, "image", "bundle", "runnable", bundle)
+	t.Cleanup(func() { unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH) })
+	cmd := exec.Command(warren, "--root", filepath.Join(t.TempDir(), "state"), "run", "--bundle", bundle, "img-run")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("warren run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"uid=1000(app) gid=1000(app)", "/home/app\n", "hello\n", "mine"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("container output lacks %q:\n%s", want, out)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(bundle, "upper", "home", "app", "out")); err != nil || string(b) != "written\n" {
+		t.Errorf("the container's write is not in upper/: %q, %v", b, err)
+	}
+	snaps, _ := os.ReadDir(filepath.Join(root, "snapshots"))
+	for _, s := range snaps {
+		if _, err := os.Stat(filepath.Join(root, "snapshots", s.Name(), "home", "app", "out")); err == nil {
+			t.Errorf("the container wrote into the shared layer %s", s.Name())
+		}
+	}
+}
