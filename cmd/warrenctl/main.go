@@ -54,6 +54,7 @@ var imageCommand = cli.Command{
 			ArgsUsage: "oci:DIR[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:TAG] | DIR",
 			Flags: []cli.Flag{
 				cli.StringFlag{Name: "name", Usage: "name to store the image under (default: the source's ref, else kind:basename)"},
+				progressFlag,
 			},
 			Action: importImage,
 		},
@@ -63,6 +64,7 @@ var imageCommand = cli.Command{
 			ArgsUsage: "REFERENCE",
 			Flags: []cli.Flag{
 				cli.BoolFlag{Name: "insecure", Usage: "allow a plain-HTTP or unverified-TLS registry"},
+				progressFlag,
 			},
 			Action: pullImage,
 		},
@@ -85,22 +87,36 @@ var imageCommand = cli.Command{
 	},
 }
 
-// progress prints to a terminal only: scripts and logs get the result.
-func progress() func(string) {
-	if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err != nil {
-		return nil
+// progress reports layer by layer: a line that redraws itself on a
+// terminal, JSON lines with --progress json, nothing otherwise (scripts
+// and logs get the result alone).
+func progress(c *cli.Context) (func(images.Progress), error) {
+	mode := c.String("progress")
+	if mode == "auto" {
+		mode = "none"
+		if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err == nil {
+			mode = "tty"
+		}
 	}
-	start := time.Now()
-	return func(msg string) {
-		fmt.Fprintf(os.Stderr, "\r\033[K[%5.1fs] %s", time.Since(start).Seconds(), msg)
+	switch mode {
+	case "none":
+		return nil, nil
+	case "json":
+		enc := json.NewEncoder(os.Stderr)
+		return func(p images.Progress) { enc.Encode(p) }, nil
+	case "tty":
+		start := time.Now()
+		return func(p images.Progress) {
+			fmt.Fprintf(os.Stderr, "\r\033[K[%5.1fs] %s layer %d/%d %s %s", time.Since(start).Seconds(), p.Phase, p.Layer, p.Layers, strings.TrimPrefix(p.Digest, "sha256:")[:12], humanSize(p.Size))
+			if p.Phase == "unpack" && p.Layer == p.Layers {
+				fmt.Fprintln(os.Stderr)
+			}
+		}, nil
 	}
+	return nil, fmt.Errorf("--progress %q: want auto, tty, json or none: %w", mode, errdefs.ErrInvalid)
 }
 
-func done(p func(string)) {
-	if p != nil {
-		fmt.Fprintln(os.Stderr)
-	}
-}
+var progressFlag = cli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a line on a terminal, else none), tty, json (lines on stderr) or none"}
 
 func importImage(c *cli.Context) error {
 	if c.NArg() != 1 {
@@ -145,9 +161,11 @@ func importImage(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p := progress()
+	p, err := progress(c)
+	if err != nil {
+		return err
+	}
 	rec, err := s.Add(name, img, p)
-	done(p)
 	if err != nil {
 		return err
 	}
@@ -167,9 +185,11 @@ func pullImage(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p := progress()
+	p, err := progress(c)
+	if err != nil {
+		return err
+	}
 	rec, err := s.Add(name, img, p)
-	done(p)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -625,6 +627,99 @@ func TestImageRuns(t *testing.T) {
 	for _, s := range snaps {
 		if _, err := os.Stat(filepath.Join(root, "snapshots", s.Name(), "home", "app", "out")); err == nil {
 			t.Errorf("the container wrote into the shared layer %s", s.Name())
+		}
+	}
+}
+
+// The same image through a docker archive (`docker save` format) and an
+// OCI archive (a tar of the layout) gives the same root as from the
+// layout.
+func TestImportArchives(t *testing.T) {
+	img := testImage(t)
+	dir := writeLayout(t, img, "v1")
+	work := t.TempDir()
+	docker := filepath.Join(work, "image.tar")
+	tag, err := name.NewTag("example.org/test:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tarball.WriteToFile(docker, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	ociTar := filepath.Join(work, "oci.tar")
+	if out, err := exec.Command("tar", "-C", dir, "-cf", ociTar, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	root := t.TempDir()
+	r := ctl(t, root, "image", "import", "--progress", "json", "--name", "layout", "oci:"+dir+":v1")
+	if r.code != 0 || strings.Count(r.stderr, `"phase":"fetch"`) != 3 || strings.Count(r.stderr, `"phase":"unpack"`) != 3 || !strings.Contains(r.stderr, `"layers":3`) {
+		t.Errorf("import --progress json: exit %d, want a fetch and an unpack line per layer:\n%s", r.code, r.stderr)
+	}
+	if r := ctl(t, root, "image", "import", "--name", "quiet", "oci:"+dir+":v1"); r.stderr != "" || !strings.HasPrefix(r.stdout, "sha256:") {
+		t.Errorf("import without a terminal: stderr %q (want nothing), stdout %q", r.stderr, r.stdout)
+	}
+	mustCtl(t, root, "image", "import", "--name", "docker", "docker-archive:"+docker)
+	mustCtl(t, root, "image", "import", "--name", "ociarchive", "oci-archive:"+ociTar+":v1")
+	want := fmt.Sprint(describe(t, mountImage(t, root, "layout")))
+	for _, n := range []string{"docker", "ociarchive"} {
+		if got := fmt.Sprint(describe(t, mountImage(t, root, n))); got != want {
+			t.Errorf("%s import: the root differs from the layout import's", n)
+		}
+	}
+	// A docker archive is re-compressed differently, but its layers have
+	// the same diff IDs: the snapshots are shared.
+	if snaps, _ := os.ReadDir(filepath.Join(root, "snapshots")); len(snaps) != 3 {
+		t.Errorf("%d snapshots for one image imported three ways", len(snaps))
+	}
+	if r := ctl(t, root, "image", "import", "docker-archive:"+filepath.Join(work, "missing.tar")); r.code == 0 || !strings.Contains(r.stderr, "missing.tar") {
+		t.Errorf("import of a missing archive: exit %d, %q", r.code, r.stderr)
+	}
+	if r := ctl(t, root, "image", "import", "oci:"+dir+":nosuchref"); r.code == 0 || !strings.Contains(r.stderr, `"nosuchref"`) {
+		t.Errorf("import of a missing ref: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// warrenctl killed at any moment of a pull leaves a store that lists
+// only complete images; pulling again completes it (blobs already stored
+// are not fetched again), and prune leaves only what images use.
+func TestInterruptedPulls(t *testing.T) {
+	addr := startRegistry(t)
+	big := make([]byte, 8<<20)
+	rand.New(rand.NewSource(1)).Read(big)
+	img := image(t, layer(t, entry{name: "big1", typ: tar.TypeReg, body: string(big[:4<<20])}),
+		layer(t, entry{name: "big2", typ: tar.TypeReg, body: string(big[4<<20:])}),
+		layer(t, entry{name: "small", typ: tar.TypeReg, body: "x"}))
+	dir := writeLayout(t, img, "big")
+	skopeoCopy(t, "oci:"+dir+":big", "docker://"+addr+"/big:v1")
+	ref := addr + "/big:v1"
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for round := 0; round < 5; round++ {
+		root := t.TempDir()
+		cmd := exec.Command(warrenctl, "--root", root, "image", "pull", "--insecure", ref)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		ls := mustCtl(t, root, "image", "ls", "--format", "json")
+		if strings.Contains(ls, ref) {
+			describe(t, mountImage(t, root, ref)) // recorded: complete
+		}
+		mustCtl(t, root, "image", "pull", "--insecure", ref)
+		mustCtl(t, root, "image", "prune")
+		for _, d := range []string{"ingest"} {
+			if ents, _ := os.ReadDir(filepath.Join(root, d)); len(ents) != 0 {
+				t.Errorf("round %d: %s not empty after prune", round, d)
+			}
+		}
+		snaps, _ := os.ReadDir(filepath.Join(root, "snapshots"))
+		blobs, _ := os.ReadDir(filepath.Join(root, "blobs", "sha256"))
+		if len(snaps) != 3 || len(blobs) != 5 {
+			t.Errorf("round %d: %d snapshots, %d blobs after pull + prune; want 3 and 5", round, len(snaps), len(blobs))
+		}
+		if b, err := os.ReadFile(filepath.Join(mountImage(t, root, ref), "big2")); err != nil || len(b) != 4<<20 {
+			t.Errorf("round %d: big2 has %d bytes, %v", round, len(b), err)
 		}
 	}
 }

@@ -256,6 +256,19 @@ func (s *Store) Unpack(blob, diffID, chainID v1.Hash, lowers []string) (bool, er
 	return true, nil
 }
 
+// Progress is what Add reports before it fetches a layer's blob (Phase
+// "fetch", unless the blob is already stored) and before it unpacks it
+// ("unpack"; a snapshot that exists is not unpacked again).
+type Progress struct {
+	Image  string `json:"image"`
+	Phase  string `json:"phase"`
+	Layer  int    `json:"layer"`
+	Layers int    `json:"layers"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Stored bool   `json:"stored"`
+}
+
 // lockGC takes gc.lock: shared while adding (blobs and snapshots exist
 // before the record naming them), exclusive while pruning.
 func (s *Store) lockGC(exclusive bool) (func(), error) {
@@ -283,9 +296,9 @@ func (s *Store) lockGC(exclusive bool) (func(), error) {
 // Add stores img (all its blobs, verified, and a snapshot per layer) under
 // name, replacing what name named before. On failure the blobs and
 // snapshots this call added are removed again and name is unchanged.
-func (s *Store) Add(name string, img v1.Image, progress func(string)) (*Image, error) {
+func (s *Store) Add(name string, img v1.Image, progress func(Progress)) (*Image, error) {
 	if progress == nil {
-		progress = func(string) {}
+		progress = func(Progress) {}
 	}
 	unlock, err := s.lockGC(false)
 	if err != nil {
@@ -363,10 +376,16 @@ func (s *Store) Add(name string, img v1.Image, progress func(string)) (*Image, e
 		desc := m.Layers[i]
 		diffID := cfg.RootFS.DiffIDs[i]
 		chain = ChainID(chain, diffID)
-		progress(fmt.Sprintf("layer %d/%d %s (%d bytes)", i+1, len(layers), desc.Digest.Hex[:12], desc.Size))
+		ev := Progress{Image: name, Layer: i + 1, Layers: len(layers), Digest: desc.Digest.String(), Size: desc.Size, Stored: exists(s.BlobPath(desc.Digest))}
+		if !ev.Stored {
+			ev.Phase = "fetch"
+			progress(ev)
+		}
 		if err := put(desc.Digest, desc.Size, l.Compressed); err != nil {
 			return nil, err
 		}
+		ev.Phase = "unpack"
+		progress(ev)
 		isNew, err := s.Unpack(desc.Digest, diffID, chain, lowers)
 		if isNew {
 			added = append(added, s.SnapshotPath(chain))
