@@ -84,3 +84,9 @@ conformance: warren
 .PHONY: bench
 bench: warren
 	./bench/bench.sh $(BIN)/warren
+
+# Image pull + unpack: warrenctl vs skopeo+umoci vs podman from a loopback
+# docker-registry (docs/images.md).
+.PHONY: bench-images
+bench-images: warrenctl
+	./bench/pull.py $(BIN)/warrenctl

@@ -49,7 +49,7 @@ func TestPreparedMatchesGoInit(t *testing.T) {
 		Prestart:      []specs.Hook{hookScript(t, hooks, "prestart", log)},
 		CreateRuntime: []specs.Hook{hookScript(t, hooks, "createRuntime", log)},
 	}
-	b.setScript("/testinit report; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax /etc/hidden /data/hello; ls -ln /dev/extra; grep -c . /proc/self/mountinfo")
+	b.setScript("/testinit report; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax /etc/hidden /data/hello; stat -c '%A %u %g %t:%T' /dev/extra; grep -c . /proc/self/mountinfo")
 
 	run := func(env ...string) (report, string, string) {
 		t.Helper()
@@ -91,7 +91,7 @@ func TestPreparedMatchesGoInit(t *testing.T) {
 	if pRest != gRest {
 		t.Errorf("sysctls, masked path, bind mount, device:\nprepared:\n%s\nGo init:\n%s", pRest, gRest)
 	}
-	for _, want := range []string{"1\n4096\n", "hi\n", "crw-r-----", " 0 ", " 5 "} {
+	for _, want := range []string{"1\n4096\n", "hi\n", "crw-r----- 0 5 1:3\n"} {
 		if !strings.Contains(pRest, want) {
 			t.Errorf("prepared container: want %q in\n%s", want, pRest)
 		}
