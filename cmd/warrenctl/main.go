@@ -107,7 +107,14 @@ func progress(c *cli.Context) (func(images.Progress), error) {
 	case "tty":
 		start := time.Now()
 		return func(p images.Progress) {
-			fmt.Fprintf(os.Stderr, "\r\033[K[%5.1fs] %s layer %d/%d %s %s", time.Since(start).Seconds(), p.Phase, p.Layer, p.Layers, strings.TrimPrefix(p.Digest, "sha256:")[:12], humanSize(p.Size))
+			const width = 30
+			fill := width
+			if p.Size > 0 && p.Phase == "fetch" {
+				fill = int(min(p.Done, p.Size) * width / p.Size)
+			}
+			bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
+			fmt.Fprintf(os.Stderr, "\r\033[K[%5.1fs] layer %d/%d %s [%s] %s/%s %s", time.Since(start).Seconds(), p.Layer, p.Layers,
+				strings.TrimPrefix(p.Digest, "sha256:")[:12], bar, humanSize(min(p.Done, p.Size)), humanSize(p.Size), p.Phase)
 			if p.Phase == "unpack" && p.Layer == p.Layers {
 				fmt.Fprintln(os.Stderr)
 			}

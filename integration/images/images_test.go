@@ -652,8 +652,8 @@ func TestImportArchives(t *testing.T) {
 	}
 	root := t.TempDir()
 	r := ctl(t, root, "image", "import", "--progress", "json", "--name", "layout", "oci:"+dir+":v1")
-	if r.code != 0 || strings.Count(r.stderr, `"phase":"fetch"`) != 3 || strings.Count(r.stderr, `"phase":"unpack"`) != 3 || !strings.Contains(r.stderr, `"layers":3`) {
-		t.Errorf("import --progress json: exit %d, want a fetch and an unpack line per layer:\n%s", r.code, r.stderr)
+	if r.code != 0 || strings.Count(r.stderr, `"phase":"fetch"`) < 3 || strings.Count(r.stderr, `"phase":"unpack"`) != 3 || !strings.Contains(r.stderr, `"layers":3`) {
+		t.Errorf("import --progress json: exit %d, want fetch lines and an unpack line per layer:\n%s", r.code, r.stderr)
 	}
 	if r := ctl(t, root, "image", "import", "--name", "quiet", "oci:"+dir+":v1"); r.stderr != "" || !strings.HasPrefix(r.stdout, "sha256:") {
 		t.Errorf("import without a terminal: stderr %q (want nothing), stdout %q", r.stderr, r.stdout)

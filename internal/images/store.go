@@ -256,9 +256,9 @@ func (s *Store) Unpack(blob, diffID, chainID v1.Hash, lowers []string) (bool, er
 	return true, nil
 }
 
-// Progress is what Add reports before it fetches a layer's blob (Phase
-// "fetch", unless the blob is already stored) and before it unpacks it
-// ("unpack"; a snapshot that exists is not unpacked again).
+// Progress is what Add reports before and while it fetches a layer's blob
+// (Phase "fetch", unless the blob is already stored) and before it unpacks
+// it ("unpack"; a snapshot that exists is not unpacked again).
 type Progress struct {
 	Image  string `json:"image"`
 	Phase  string `json:"phase"`
@@ -266,7 +266,30 @@ type Progress struct {
 	Layers int    `json:"layers"`
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
-	Stored bool   `json:"stored"`
+	// Done counts the bytes of the blob fetched so far: "fetch" events
+	// repeat while it downloads, at most every progressEvery.
+	Done   int64 `json:"done"`
+	Stored bool  `json:"stored"`
+}
+
+const progressEvery = 200 * time.Millisecond
+
+// progressReader reports a blob's download as it is read.
+type progressReader struct {
+	io.ReadCloser
+	ev     Progress
+	report func(Progress)
+	last   time.Time
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.ReadCloser.Read(b)
+	p.ev.Done += int64(n)
+	if now := time.Now(); now.Sub(p.last) >= progressEvery {
+		p.last = now
+		p.report(p.ev)
+	}
+	return n, err
 }
 
 // lockGC takes gc.lock: shared while adding (blobs and snapshots exist
@@ -381,10 +404,18 @@ func (s *Store) Add(name string, img v1.Image, progress func(Progress)) (*Image,
 			ev.Phase = "fetch"
 			progress(ev)
 		}
-		if err := put(desc.Digest, desc.Size, l.Compressed); err != nil {
+		open := func() (io.ReadCloser, error) {
+			rc, err := l.Compressed()
+			if err != nil {
+				return nil, err
+			}
+			return &progressReader{ReadCloser: rc, ev: ev, report: progress}, nil
+		}
+		if err := put(desc.Digest, desc.Size, open); err != nil {
 			return nil, err
 		}
 		ev.Phase = "unpack"
+		ev.Done = ev.Size
 		progress(ev)
 		isNew, err := s.Unpack(desc.Digest, diffID, chain, lowers)
 		if isNew {
