@@ -134,10 +134,20 @@ func importImage(c *cli.Context) error {
 	if !ok || (kind != "oci" && kind != "oci-archive" && kind != "docker-archive") {
 		kind, rest = "oci", src
 	}
+	// LOCATION[:REF]: the shortest prefix that exists is the location,
+	// so a ref may hold colons ("image.tar:example.org/app:v1").
 	location, ref := rest, ""
-	if i := strings.LastIndex(rest, ":"); i > 0 && !strings.Contains(rest[i:], "/") {
-		if _, err := os.Stat(rest); err != nil {
-			location, ref = rest[:i], rest[i+1:]
+	if _, err := os.Stat(rest); err != nil {
+		for i := strings.Index(rest, ":"); i > 0; {
+			if _, err := os.Stat(rest[:i]); err == nil {
+				location, ref = rest[:i], rest[i+1:]
+				break
+			}
+			j := strings.Index(rest[i+1:], ":")
+			if j < 0 {
+				break
+			}
+			i += 1 + j
 		}
 	}
 	var img v1.Image

@@ -659,9 +659,13 @@ func TestImportArchives(t *testing.T) {
 		t.Errorf("import without a terminal: stderr %q (want nothing), stdout %q", r.stderr, r.stdout)
 	}
 	mustCtl(t, root, "image", "import", "--name", "docker", "docker-archive:"+docker)
+	mustCtl(t, root, "image", "import", "--name", "docker-tagged", "docker-archive:"+docker+":example.org/test:v1")
+	if r := ctl(t, root, "image", "import", "docker-archive:"+docker+":example.org/other:v1"); r.code == 0 || !strings.Contains(r.stderr, "other") {
+		t.Errorf("import of a tag the archive lacks: exit %d, %q", r.code, r.stderr)
+	}
 	mustCtl(t, root, "image", "import", "--name", "ociarchive", "oci-archive:"+ociTar+":v1")
 	want := fmt.Sprint(describe(t, mountImage(t, root, "layout")))
-	for _, n := range []string{"docker", "ociarchive"} {
+	for _, n := range []string{"docker", "docker-tagged", "ociarchive"} {
 		if got := fmt.Sprint(describe(t, mountImage(t, root, n))); got != want {
 			t.Errorf("%s import: the root differs from the layout import's", n)
 		}
