@@ -174,6 +174,12 @@ func importImage(c *cli.Context) error {
 	if name == "" {
 		name = images.SourceName(kind, location, ref)
 	}
+	return addImage(c, name, img)
+}
+
+// addImage stores img under name, reporting progress, and prints its
+// manifest digest.
+func addImage(c *cli.Context, name string, img v1.Image) error {
 	s, err := store(c)
 	if err != nil {
 		return err
@@ -198,20 +204,7 @@ func pullImage(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := store(c)
-	if err != nil {
-		return err
-	}
-	p, err := progress(c)
-	if err != nil {
-		return err
-	}
-	rec, err := s.Add(name, img, p)
-	if err != nil {
-		return err
-	}
-	fmt.Println(rec.Manifest)
-	return nil
+	return addImage(c, name, img)
 }
 
 func listImages(c *cli.Context) error {
@@ -253,14 +246,7 @@ func humanSize(n int64) string {
 }
 
 func inspectImage(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return fmt.Errorf("image inspect: want one image: %w", errdefs.ErrInvalid)
-	}
-	s, err := store(c)
-	if err != nil {
-		return err
-	}
-	img, err := s.Get(c.Args().First())
+	s, img, err := storedImage(c, 1, "one image")
 	if err != nil {
 		return err
 	}
@@ -295,6 +281,23 @@ func removeImages(c *cli.Context) error {
 	return errors.Join(errs...)
 }
 
+// storedImage checks the argument count of an image subcommand and
+// returns the store and the image its first argument names.
+func storedImage(c *cli.Context, nargs int, want string) (*images.Store, *images.Image, error) {
+	if c.NArg() != nargs {
+		return nil, nil, fmt.Errorf("image %s: want %s: %w", c.Command.Name, want, errdefs.ErrInvalid)
+	}
+	s, err := store(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := s.Get(c.Args().Get(0))
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, img, nil
+}
+
 func pruneImages(c *cli.Context) error {
 	s, err := store(c)
 	if err != nil {
@@ -308,14 +311,7 @@ func pruneImages(c *cli.Context) error {
 }
 
 func mountImage(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return fmt.Errorf("image mount: want an image and a directory: %w", errdefs.ErrInvalid)
-	}
-	s, err := store(c)
-	if err != nil {
-		return err
-	}
-	img, err := s.Get(c.Args().Get(0))
+	s, img, err := storedImage(c, 2, "an image and a directory")
 	if err != nil {
 		return err
 	}
@@ -328,14 +324,7 @@ func mountImage(c *cli.Context) error {
 }
 
 func bundleImage(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return fmt.Errorf("image bundle: want an image and a directory: %w", errdefs.ErrInvalid)
-	}
-	s, err := store(c)
-	if err != nil {
-		return err
-	}
-	img, err := s.Get(c.Args().Get(0))
+	s, img, err := storedImage(c, 2, "an image and a directory")
 	if err != nil {
 		return err
 	}

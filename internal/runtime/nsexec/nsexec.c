@@ -167,7 +167,7 @@ static const char *nsname(uint32_t flag)
 	return "unknown";
 }
 
-static int setgroups_denied(void)
+int nsx_setgroups_denied(void)
 {
 	char buf[8] = {0};
 	int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
@@ -324,7 +324,7 @@ __attribute__((constructor)) static void nsexec(void)
 		 * setgroups(2) first; there are no groups to drop then. */
 		if (setgroups(0, NULL) < 0) {
 			int err = errno;
-			if (!(err == EPERM && setgroups_denied())) {
+			if (!(err == EPERM && nsx_setgroups_denied())) {
 				errno = err; /* the probe may have changed it */
 				nsx_bail("drop supplementary groups in the new user namespace");
 			}

@@ -17,6 +17,10 @@ void nsx_bail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2
 uint32_t nsx_get_u32(const unsigned char *p);
 void nsx_recv_msg(char want, unsigned char *buf, uint32_t *len);
 
+/* Whether /proc/self/setgroups says "deny" (an unprivileged user
+ * namespace that mapped only its creator's gid). */
+int nsx_setgroups_denied(void);
+
 /* On 'f', opens a proc filesystem context and sends it back ('F'). */
 void nsx_send_proc_context(void);
 

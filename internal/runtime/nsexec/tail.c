@@ -141,17 +141,6 @@ static void close_exec_from(unsigned int first)
 	closedir(d);
 }
 
-static int setgroups_denied(void)
-{
-	char buf[8] = {0};
-	int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n >= 4 && strncmp(buf, "deny", 4) == 0;
-}
-
 /* The home directory of uid in the container's /etc/passwd, or "/". */
 static char *home_dir(uint32_t uid)
 {
@@ -403,14 +392,14 @@ void nsx_tail(void)
 		nsx_bail("set keepcaps");
 	if (syscall(SYS_setgroups, (size_t)ngroups, groups) < 0) {
 		int e = errno;
-		if (!(e == EPERM && setgroups_denied()) || ngroups > 0) {
+		if (!(e == EPERM && nsx_setgroups_denied()) || ngroups > 0) {
 			char list[512];
 			size_t o = 0;
 			list[0] = '\0';
 			for (uint32_t i = 0; i < ngroups && o + 12 < sizeof(list); i++)
 				o += (size_t)snprintf(list + o, sizeof(list) - o, i ? " %u" : "%u", groups[i]);
 			errno = 0;
-			if (e == EPERM && setgroups_denied())
+			if (e == EPERM && nsx_setgroups_denied())
 				nsx_bail("process.user.additionalGids [%s]: setgroups(2) is denied in this user namespace (linux.gidMappings maps only the caller's own gid; map a range from /etc/subgid to use supplementary groups)", list);
 			nsx_bail("process.user.additionalGids [%s]: setgroups: %s", list, errtext(e));
 		}
