@@ -21,7 +21,6 @@
 // Every message is framed as: 1 byte type, 4 bytes little-endian length, payload.
 #define _GNU_SOURCE
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -227,106 +226,6 @@ static void map_binary(void)
 	}
 }
 
-/*
- * Go sizes its scheduler by the CPUs the process may use when it starts:
- * on two CPUs it starts idle threads that spin and hand work to each
- * other, which a warren command, a short run of system calls, only pays
- * for (~1 ms a command here, as with GOMAXPROCS=1). Setting GOMAXPROCS in
- * main is too late (the threads exist) and stops the world. So each warren
- * command starts pinned to the CPU it is on, and nsx_restore_affinity
- * (from the nsexec package's Go init, before anything can start a
- * process) gives every thread the saved mask back: nothing warren starts
- * sees the pin. The container's own processes never come here pinned.
- */
-static cpu_set_t *saved_mask;
-static size_t saved_size;
-
-static void pin_one_cpu(void)
-{
-	const int max = 8192;
-	size_t size = CPU_ALLOC_SIZE(max);
-	cpu_set_t *mask = CPU_ALLOC(max), *one = CPU_ALLOC(max);
-	if (mask == NULL || one == NULL)
-		goto out;
-	if (sched_getaffinity(0, size, mask) < 0 || CPU_COUNT_S(size, mask) <= 1)
-		goto out;
-	int cpu = sched_getcpu();
-	if (cpu < 0 || cpu >= max || !CPU_ISSET_S(cpu, size, mask)) {
-		for (cpu = 0; cpu < max && !CPU_ISSET_S(cpu, size, mask); cpu++)
-			;
-	}
-	CPU_ZERO_S(size, one);
-	CPU_SET_S(cpu, size, one);
-	if (sched_setaffinity(0, size, one) == 0) {
-		saved_mask = mask;
-		saved_size = size;
-		mask = NULL;
-	}
-out:
-	if (mask != NULL)
-		CPU_FREE(mask);
-	if (one != NULL)
-		CPU_FREE(one);
-}
-
-/*
- * run and exec overlap work on two threads (installing the 64 signal
- * handlers they forward while the container is made): they keep both
- * CPUs. Any argument spelled so counts (an ID "run" only costs a ms).
- */
-static int foreground_command(void)
-{
-	char buf[4096];
-	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	for (char *p = buf; p < buf + n; p += strlen(p) + 1)
-		if (strcmp(p, "run") == 0 || strcmp(p, "exec") == 0)
-			return 1;
-	return 0;
-}
-
-int nsx_restore_affinity(void)
-{
-	if (saved_mask == NULL)
-		return 0;
-	cpu_set_t *cur = CPU_ALLOC(8192);
-	if (cur == NULL)
-		return -1;
-	/* Until a pass finds every thread restored: one created meanwhile by
-	 * a thread not yet restored would inherit the pin. */
-	for (int pass = 0; pass < 100; pass++) {
-		int changed = 0;
-		DIR *d = opendir("/proc/self/task");
-		if (d == NULL)
-			break;
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL) {
-			pid_t tid = (pid_t)atoi(e->d_name);
-			if (tid <= 0)
-				continue;
-			if (sched_getaffinity(tid, saved_size, cur) == 0 && CPU_EQUAL_S(saved_size, cur, saved_mask))
-				continue;
-			if (sched_setaffinity(tid, saved_size, saved_mask) == 0)
-				changed++;
-		}
-		closedir(d);
-		if (!changed) {
-			CPU_FREE(cur);
-			CPU_FREE(saved_mask);
-			saved_mask = NULL;
-			return 0;
-		}
-	}
-	CPU_FREE(cur);
-	return -1;
-}
-
 __attribute__((constructor)) static void nsexec(void)
 {
 	/* A user namespace holder (see EnvUsernsHold): wait for stdin to
@@ -342,8 +241,6 @@ __attribute__((constructor)) static void nsexec(void)
 	const char *env = getenv("_WARREN_INITPIPE");
 	if (env == NULL || *env == '\0') {
 		map_binary();
-		if (getenv("GOMAXPROCS") == NULL && !foreground_command())
-			pin_one_cpu();
 		return;
 	}
 	nsx_sync_fd = atoi(env);

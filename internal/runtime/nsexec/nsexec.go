@@ -5,17 +5,7 @@
 package nsexec
 
 // #cgo CFLAGS: -Wall -Wextra -O2
-// #include "nsexec.h"
 import "C"
-
-func init() {
-	// Before any package can start a process: see pin_one_cpu in
-	// nsexec.c. A failure leaves some thread pinned, which must not reach
-	// a container: give up rather than run that way.
-	if C.nsx_restore_affinity() != 0 {
-		panic("warren: cannot restore the CPU affinity of its threads")
-	}
-}
 
 // EnvInitPipe names the environment variable that carries the sync socket's
 // fd number to stage 0 and to the Go part of init.

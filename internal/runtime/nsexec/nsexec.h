@@ -24,10 +24,6 @@ int nsx_setgroups_denied(void);
 /* On 'f', opens a proc filesystem context and sends it back ('F'). */
 void nsx_send_proc_context(void);
 
-/* Gives every thread back the CPU mask the process started with (see
- * pin_one_cpu); 0 on success. */
-int nsx_restore_affinity(void);
-
 /* Reads the 'T' plan from the sync socket, applies it and execs the
  * process; never returns. */
 void nsx_tail(void) __attribute__((noreturn));
