@@ -538,6 +538,11 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 	}
 	if err != nil {
 		child.Close()
+		if errors.Is(err, unix.EAGAIN) {
+			// warren itself could not fork: the init is not in the
+			// container's cgroup yet, so the limit hit is warren's.
+			return 0, 0, fmt.Errorf("start container init: %w (warren could not create a process: the pids limit of the cgroup warren runs in, or its RLIMIT_NPROC, is exhausted)", err)
+		}
 		return 0, 0, fmt.Errorf("start container init: %w", err)
 	}
 	child.Close()
