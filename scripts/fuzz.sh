@@ -14,9 +14,22 @@ while IFS= read -r f; do
 	for t in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$f"); do
 		echo "fuzz: $pkg $t ($FUZZTIME)"
 		if ! out=$("$GO" test "$pkg" -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" 2>&1); then
-			echo "$out"
-			echo "fuzz: $pkg $t FAILED" >&2
-			exit 1
+			# The fuzzing engine itself sometimes stalls its workers and
+			# ends with "context deadline exceeded" and no failing input
+			# (seen on this 2-core VM at 0 execs/s): that is not a finding.
+			# Run once more; a real failure names an input and fails again.
+			if grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+				echo "fuzz: $pkg $t: the fuzzing engine stalled (context deadline exceeded, no input); once more"
+				out=$("$GO" test "$pkg" -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" 2>&1) || {
+					echo "$out"
+					echo "fuzz: $pkg $t FAILED" >&2
+					exit 1
+				}
+			else
+				echo "$out"
+				echo "fuzz: $pkg $t FAILED" >&2
+				exit 1
+			fi
 		fi
 		echo "$out" | grep -E '^fuzz: elapsed' | tail -n 1
 		n=$((n + 1))
