@@ -465,6 +465,26 @@ func (s *Store) List() ([]Image, error) {
 
 // Get returns the image called name.
 func (s *Store) Get(name string) (*Image, error) {
+	db, err := s.db(true)
+	if err != nil {
+		return nil, err
+	}
+	var rec []byte
+	db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(imagesBucket).Get([]byte(name)); v != nil {
+			rec = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	db.Close()
+	if rec != nil {
+		var img Image
+		if err := json.Unmarshal(rec, &img); err != nil {
+			return nil, fmt.Errorf("image %s: corrupt record: %w", name, err)
+		}
+		return &img, nil
+	}
+	// Not a name: a manifest digest, or a prefix of 12 or more hex digits.
 	imgs, err := s.List()
 	if err != nil {
 		return nil, err

@@ -201,6 +201,7 @@ func SeccompFilter(s *specs.LinuxSeccomp) (*libseccomp.ScmpFilter, error) {
 // process's rlimits (RLIMIT_AS) already are.
 type Seccomp struct {
 	prog   []unix.SockFilter
+	raw    []byte // prog as libseccomp exported it (struct sock_filter[])
 	flags  uintptr
 	notify bool
 }
@@ -232,7 +233,7 @@ func CompileSeccomp(s *specs.LinuxSeccomp) (*Seccomp, error) {
 	if len(raw)%8 != 0 || len(raw) == 0 {
 		return nil, fmt.Errorf("linux.seccomp: BPF program of %d bytes", len(raw))
 	}
-	c := &Seccomp{prog: make([]unix.SockFilter, len(raw)/8), notify: HasNotify(s)}
+	c := &Seccomp{prog: make([]unix.SockFilter, len(raw)/8), raw: raw, notify: HasNotify(s)}
 	for i := range c.prog {
 		b := raw[i*8:]
 		c.prog[i] = unix.SockFilter{
@@ -275,12 +276,7 @@ func (c *Seccomp) Load() (*os.File, error) {
 // array (8 bytes per instruction, little endian) and the flags for
 // seccomp(SECCOMP_SET_MODE_FILTER), for a loader outside this process.
 func (c *Seccomp) Program() (prog []byte, flags uint32) {
-	prog = make([]byte, 0, 8*len(c.prog))
-	for _, f := range c.prog {
-		prog = append(prog, byte(f.Code), byte(f.Code>>8), f.Jt, f.Jf,
-			byte(f.K), byte(f.K>>8), byte(f.K>>16), byte(f.K>>24))
-	}
-	return prog, uint32(c.flags)
+	return c.raw, uint32(c.flags)
 }
 
 // HasNotify reports whether the profile uses SCMP_ACT_NOTIFY.

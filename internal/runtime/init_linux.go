@@ -509,6 +509,19 @@ func lookPath(file string, env []string) (string, error) {
 	return "", fmt.Errorf("process.args[0]: exec: %q: executable file not found in $PATH", file)
 }
 
+// capSets turns process.capabilities into masks (all empty without it),
+// for the Go init and the C tail's plan alike.
+func capSets(p *specs.Process) linux.CapSets {
+	c := p.Capabilities
+	if c == nil {
+		return linux.CapSets{}
+	}
+	return linux.CapSets{
+		Bounding: capMask(c.Bounding), Effective: capMask(c.Effective), Permitted: capMask(c.Permitted),
+		Inheritable: capMask(c.Inheritable), Ambient: capMask(c.Ambient),
+	}
+}
+
 func capMask(names []string) uint64 {
 	var m uint64
 	for _, n := range names {
@@ -524,13 +537,7 @@ func capMask(names []string) uint64 {
 // effective, the uid changes with PR_SET_KEEPCAPS so permitted survives,
 // then capset and ambient. All raw syscalls on this (locked) thread.
 func setUserAndCaps(p *specs.Process) error {
-	var caps linux.CapSets
-	if c := p.Capabilities; c != nil {
-		caps = linux.CapSets{
-			Bounding: capMask(c.Bounding), Effective: capMask(c.Effective), Permitted: capMask(c.Permitted),
-			Inheritable: capMask(c.Inheritable), Ambient: capMask(c.Ambient),
-		}
-	}
+	caps := capSets(p)
 	last := linux.LastCap()
 	if err := linux.DropBounding(caps.Bounding, last); err != nil {
 		return fmt.Errorf("process.capabilities.bounding: %w", err)

@@ -101,13 +101,7 @@ func tailPlan(p *specs.Process, sc *specs.LinuxSeccomp, closeFrom, lastCap int, 
 	for _, g := range p.User.AdditionalGids {
 		b = u32(b, g)
 	}
-	var caps linux.CapSets
-	if c := p.Capabilities; c != nil {
-		caps = linux.CapSets{
-			Bounding: capMask(c.Bounding), Effective: capMask(c.Effective), Permitted: capMask(c.Permitted),
-			Inheritable: capMask(c.Inheritable), Ambient: capMask(c.Ambient),
-		}
-	}
+	caps := capSets(p)
 	for _, m := range []uint64{caps.Bounding, caps.Effective, caps.Permitted, caps.Inheritable, caps.Ambient} {
 		b = u64(b, m)
 	}
