@@ -8,11 +8,11 @@ TAGS      := urfave_cli_no_docs,netgo,osusergo
 LDFLAGS   := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
 GOFLAGS_B := -trimpath -buildvcs=false -tags $(TAGS)
 
-.PHONY: all build warren warrenctl testinit demo test test-unit test-integration lint clean
+.PHONY: all build warren warrenctl warrend warren-monitor testinit demo test test-unit test-integration lint clean
 
 all: build
 
-build: warren warrenctl testinit
+build: warren warrenctl warrend warren-monitor testinit
 
 warren:
 	$(GO) build $(GOFLAGS_B) -ldflags '$(LDFLAGS)' -o $(BIN)/warren ./cmd/warren
@@ -20,6 +20,15 @@ warren:
 # The engine's CLI: no cgo, so static without help.
 warrenctl:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/warrenctl ./cmd/warrenctl
+
+# The engine daemon: no cgo either.
+warrend:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/warrend ./cmd/warrend
+
+# The per-container monitor (warrend starts one per container): no cgo,
+# stdlib, x/sys and internal/ociruntime only, as hundreds of them idle at once.
+warren-monitor:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -ldflags '-s -w' -o $(BIN)/warren-monitor ./cmd/warren-monitor
 
 testinit:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -o $(BIN)/testinit ./tests/testinit
@@ -35,8 +44,10 @@ lint:
 # Unit tests need no root; the integration package runs its root-only tests
 # when root and skips with a message otherwise. One `go test` run, so the
 # slow suite is built and run once.
-test: lint warren warrenctl
-	WARREN_BINARY=$(CURDIR)/$(BIN)/warren WARRENCTL_BINARY=$(CURDIR)/$(BIN)/warrenctl $(GO) test -count=1 ./...
+test: lint warren warrenctl warrend warren-monitor
+	WARREN_BINARY=$(CURDIR)/$(BIN)/warren WARRENCTL_BINARY=$(CURDIR)/$(BIN)/warrenctl \
+	WARREND_BINARY=$(CURDIR)/$(BIN)/warrend WARREN_MONITOR_BINARY=$(CURDIR)/$(BIN)/warren-monitor \
+		$(GO) test -count=1 ./...
 
 test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
@@ -90,3 +101,10 @@ bench: warren
 .PHONY: bench-images
 bench-images: warrenctl
 	./bench/pull.py $(BIN)/warrenctl
+
+# The engine next to podman: `run --rm IMAGE true` x50 and the memory the
+# monitors (warren-monitor; conmon) and warrend hold per idle container, for
+# 200 `sleep 3600` containers (BENCH_RUNS, BENCH_CONTAINERS; bench/engine.py).
+.PHONY: bench-engine
+bench-engine: warren warrenctl warrend warren-monitor
+	python3 bench/engine.py $(BIN)

@@ -1,6 +1,7 @@
-// Command warrenctl drives warren's engine. For now it works on the image
-// store directly (internal/images); with warrend it becomes a client of
-// the engine's API.
+// Command warrenctl drives warren's engine: containers, images and
+// events through warrend's API (package api/client). The `image`
+// subcommands work on the image store directly, with or without a
+// running warrend (the store locks per operation), for offline use.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/urfave/cli"
 	"golang.org/x/sys/unix"
 
+	"github.com/warren-runtime/warren/api"
 	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/images"
 )
@@ -26,13 +28,22 @@ var version = "0.1.0-dev"
 func main() {
 	app := cli.NewApp()
 	app.Name = "warrenctl"
-	app.Usage = "warren's engine: images (containers, pods and networks to come)"
+	app.Usage = "warren's engine: containers and images, through warrend's API"
 	app.Version = version
+	app.UseShortOptionHandling = true
 	app.Flags = []cli.Flag{
-		cli.StringFlag{Name: "root", Value: images.DefaultRoot, Usage: "the engine's state directory (images under it)"},
+		cli.StringFlag{Name: "host, H", EnvVar: "WARREN_HOST", Value: "unix://" + api.DefaultSocket, Usage: "warrend's API: unix:///PATH or tcp://HOST:PORT (mutual TLS)"},
+		cli.StringFlag{Name: "tls-cert", EnvVar: "WARREN_TLS_CERT", Usage: "client certificate for tcp://"},
+		cli.StringFlag{Name: "tls-key", EnvVar: "WARREN_TLS_KEY", Usage: "client key for tcp://"},
+		cli.StringFlag{Name: "tls-ca", EnvVar: "WARREN_TLS_CA", Usage: "CA of warrend's certificate for tcp://"},
+		cli.StringFlag{Name: "root", Value: images.DefaultRoot, Usage: "the store `image` subcommands work on directly"},
 	}
-	app.Commands = []cli.Command{imageCommand}
+	app.Commands = append(containerCommands, imageCommand)
 	if err := app.Run(os.Args); err != nil {
+		var ex *exitCode
+		if errors.As(err, &ex) {
+			os.Exit(ex.code)
+		}
 		fmt.Fprintln(os.Stderr, "warrenctl: "+err.Error())
 		os.Exit(1)
 	}
@@ -129,50 +140,14 @@ func importImage(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("image import: want one source: %w", errdefs.ErrInvalid)
 	}
-	src := c.Args().First()
-	kind, rest, ok := strings.Cut(src, ":")
-	if !ok || (kind != "oci" && kind != "oci-archive" && kind != "docker-archive") {
-		kind, rest = "oci", src
-	}
-	// LOCATION[:REF]: the shortest prefix that exists is the location,
-	// so a ref may hold colons ("image.tar:example.org/app:v1").
-	location, ref := rest, ""
-	if _, err := os.Stat(rest); err != nil {
-		for i := strings.Index(rest, ":"); i > 0; {
-			if _, err := os.Stat(rest[:i]); err == nil {
-				location, ref = rest[:i], rest[i+1:]
-				break
-			}
-			j := strings.Index(rest[i+1:], ":")
-			if j < 0 {
-				break
-			}
-			i += 1 + j
-		}
-	}
-	var img v1.Image
-	var err error
-	switch kind {
-	case "oci":
-		img, err = images.FromLayout(location, ref)
-	case "oci-archive":
-		tmp, terr := os.MkdirTemp("", "warrenctl-oci-")
-		if terr != nil {
-			return terr
-		}
-		defer os.RemoveAll(tmp)
-		if err = images.ExtractLayoutTar(location, tmp); err == nil {
-			img, err = images.FromLayout(tmp, ref)
-		}
-	case "docker-archive":
-		img, err = images.FromDockerArchive(location, ref)
-	}
+	img, def, cleanup, err := images.FromSource(c.Args().First())
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	name := c.String("name")
 	if name == "" {
-		name = images.SourceName(kind, location, ref)
+		name = def
 	}
 	return addImage(c, name, img)
 }

@@ -204,3 +204,54 @@ func SourceName(kind, location, ref string) string {
 	}
 	return kind + ":" + path.Base(location)
 }
+
+// FromSource opens an import source — oci:DIR[:REF],
+// oci-archive:FILE[:REF], docker-archive:FILE[:TAG], or a bare DIR (an
+// OCI layout) — and returns the image, the name it gets when none is
+// given, and a cleanup to call once the image is stored.
+func FromSource(src string) (v1.Image, string, func(), error) {
+	nop := func() {}
+	kind, rest, ok := strings.Cut(src, ":")
+	if !ok || (kind != "oci" && kind != "oci-archive" && kind != "docker-archive") {
+		kind, rest = "oci", src
+	}
+	// LOCATION[:REF]: the shortest prefix that exists is the location,
+	// so a ref may hold colons ("image.tar:example.org/app:v1").
+	location, ref := rest, ""
+	if _, err := os.Stat(rest); err != nil {
+		for i := strings.Index(rest, ":"); i > 0; {
+			if _, err := os.Stat(rest[:i]); err == nil {
+				location, ref = rest[:i], rest[i+1:]
+				break
+			}
+			j := strings.Index(rest[i+1:], ":")
+			if j < 0 {
+				break
+			}
+			i += 1 + j
+		}
+	}
+	var img v1.Image
+	var err error
+	cleanup := nop
+	switch kind {
+	case "oci":
+		img, err = FromLayout(location, ref)
+	case "oci-archive":
+		tmp, terr := os.MkdirTemp("", "warren-oci-")
+		if terr != nil {
+			return nil, "", nop, terr
+		}
+		cleanup = func() { os.RemoveAll(tmp) }
+		if err = ExtractLayoutTar(location, tmp); err == nil {
+			img, err = FromLayout(tmp, ref)
+		}
+	case "docker-archive":
+		img, err = FromDockerArchive(location, ref)
+	}
+	if err != nil {
+		cleanup()
+		return nil, "", nop, err
+	}
+	return img, SourceName(kind, location, ref), cleanup, nil
+}

@@ -335,3 +335,16 @@ func ReadPidFile(path string) (int, error) {
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
+
+// Ps returns the pids of the container's processes (`ps --format json`).
+func (r *Runtime) Ps(ctx context.Context, id string) ([]int, error) {
+	out, err := r.run(ctx, nil, "ps", id, "--format", "json", id)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	if err := json.Unmarshal(out, &pids); err != nil {
+		return nil, fmt.Errorf("runtime ps %s: %w", id, err)
+	}
+	return pids, nil
+}
