@@ -340,3 +340,20 @@ func mountsUnder(t testing.TB, dir string, fail bool) []string {
 }
 
 var _ = context.Background
+
+// idOf finds a container's id from the records directory while no
+// daemon runs: the directory whose config.json names it.
+func (d *daemon) idOf(name string) string {
+	d.t.Helper()
+	ents, _ := os.ReadDir(filepath.Join(d.root, "containers"))
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(d.root, "containers", e.Name(), "config.json"))
+		if bytes.Contains(b, []byte(`"org.warren.container.name": "`+name+`"`)) {
+			return e.Name()
+		}
+	}
+	d.t.Fatalf("no container directory for %s", name)
+	return ""
+}
+
+func syscallKill(pid, sig int) error { return syscall.Kill(pid, syscall.Signal(sig)) }

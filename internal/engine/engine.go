@@ -130,6 +130,14 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine directory %s: %w", d, err)
 		}
 	}
+	// Search (not read) permission for everyone on the path to the
+	// containers: the root of a --userns auto container is an unmapped
+	// id on the host and must reach its rootfs. Nothing is listable.
+	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "containers")} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("engine directory %s: %w", d, err)
+		}
+	}
 	imgs, err := images.Open(cfg.Root)
 	if err != nil {
 		return nil, err
