@@ -113,8 +113,6 @@ func TestDetachedLifecycle(t *testing.T) {
 		if !strings.Contains(top, "while true") && !strings.Contains(top, "sh -c") {
 			t.Errorf("top:\n%s", top)
 		}
-		var st api.Stats
-		json.Unmarshal([]byte(d.ctlOK("stats", "--format", "json", "web")[1:]), &st)
 		d.ctlOK("pause", "web")
 		if s := inspect(t, d, "web").State.Status; s != "paused" {
 			t.Errorf("after pause: %s", s)
