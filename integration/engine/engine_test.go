@@ -23,6 +23,9 @@ func eachRuntime(t *testing.T, f func(t *testing.T, d *daemon)) {
 	for _, rt := range []string{"warren", "runc", "crun"} {
 		t.Run(rt, func(t *testing.T) {
 			if _, ok := runtimes(t, t.TempDir())[rt]; !ok {
+				if os.Getenv("WARREN_PEERS_REQUIRED") != "" {
+					t.Fatalf("%s is not installed (WARREN_PEERS_REQUIRED is set)", rt)
+				}
 				t.Skipf("%s is not installed", rt)
 			}
 			f(t, newDaemon(t, rt))
