@@ -225,29 +225,27 @@ func runContainer(c *cli.Context) error {
 		fmt.Println(resp.ID)
 		return nil
 	}
-	return startAttached(ctx, cl, resp.ID, cfg.Tty, cfg.OpenStdin, cfg.AutoRemove)
+	return startAttached(ctx, cl, resp.ID, cfg.Tty, cfg.OpenStdin)
 }
 
 // startAttached starts a container with warrenctl's streams attached
-// from its first byte and exits with its status.
-func startAttached(ctx context.Context, cl *client.Client, id string, tty, stdin, autoRemove bool) error {
+// from its first byte and exits with its status (the daemon answers once
+// an --rm container is gone).
+func startAttached(ctx context.Context, cl *client.Client, id string, tty, stdin bool) error {
 	s, restore, err := stream(tty, stdin)
 	if err != nil {
 		return err
+	}
+	if !tty {
+		// docker's sig-proxy: SIGINT and SIGTERM go to the container
+		// (with a terminal, ^C is a byte the pty turns into SIGINT).
+		stop := proxySignals(ctx, cl, id)
+		defer stop()
 	}
 	w, err := cl.StartAttached(ctx, id, s)
 	restore()
 	if err != nil {
 		return err
-	}
-	if autoRemove {
-		// --rm: return once it is gone, as docker does.
-		for i := 0; i < 500; i++ {
-			if _, err := cl.Inspect(ctx, id); client.IsNotFound(err) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}
 	if w.Error != "" {
 		fmt.Fprintln(os.Stderr, "warrenctl: "+w.Error)
@@ -256,6 +254,24 @@ func startAttached(ctx context.Context, cl *client.Client, id string, tty, stdin
 		return &exitCode{w.ExitCode}
 	}
 	return nil
+}
+
+// proxySignals forwards SIGINT and SIGTERM to the container's process.
+func proxySignals(ctx context.Context, cl *client.Client, id string) func() {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				cl.Kill(ctx, id, unix.SignalName(sig.(unix.Signal)))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
 }
 
 // stream wires warrenctl's stdio for an attach or exec: with a terminal,
@@ -330,7 +346,7 @@ func startContainers(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return startAttached(ctx, cl, ct.ID, ct.Config.Tty, ct.Config.OpenStdin, ct.Config.AutoRemove)
+		return startAttached(ctx, cl, ct.ID, ct.Config.Tty, ct.Config.OpenStdin)
 	}
 	return eachContainer(func(ctx context.Context, cl *client.Client, id string) error { return cl.Start(ctx, id) })(c)
 }

@@ -131,9 +131,10 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	// Search (not read) permission for everyone on the path to the
-	// containers: the root of a --userns auto container is an unmapped
-	// id on the host and must reach its rootfs. Nothing is listable.
-	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "containers")} {
+	// containers and volumes: the root of a --userns auto container is an
+	// unmapped id on the host and must reach its rootfs and volumes.
+	// Nothing is listable.
+	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "volumes")} {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return nil, fmt.Errorf("engine directory %s: %w", d, err)
 		}

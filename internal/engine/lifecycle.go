@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/warren-runtime/warren/api"
 	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/monitor"
@@ -52,6 +54,9 @@ func (e *Engine) StartAttached(ctx context.Context, ref string, s Stdio) (*api.W
 	}
 	e.cancelRestart(r.ID)
 	res, err := e.start(ctx, r, &s)
+	// Closed when the engine has recorded this run's end (and removed
+	// an --rm container).
+	ended := e.exitChan(r.ID)
 	unlock()
 	if err != nil {
 		return nil, err
@@ -60,13 +65,16 @@ func (e *Engine) StartAttached(ctx context.Context, ref string, s Stdio) (*api.W
 	if out.err != nil {
 		return nil, out.err
 	}
-	// The monitor reported the exit; the engine records it (and with
-	// --rm removes the container) in its watch: wait for the record so
-	// an inspect right after sees the end. The code is the monitor's
-	// (the record may be gone already).
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// The code is the monitor's; the record (if not removed) adds
+	// whether the OOM killer ended it.
 	resp := &api.WaitResponse{ExitCode: out.st.Code}
-	if w, err := e.Wait(ctx, r.ID); err == nil {
-		resp.OOMKilled, resp.Error = w.OOMKilled, w.Error
+	if cur, err := e.db.Get(r.ID); err == nil {
+		resp.OOMKilled, resp.Error = cur.State.OOMKilled, cur.State.Error
 	}
 	return resp, nil
 }
@@ -238,7 +246,10 @@ func (e *Engine) exited(id string, st monitor.ExitStatus, why string) {
 	}
 	oom := oomKilled(r.CgroupsPath)
 	startedAt := r.State.StartedAt
-	e.finishRun(r, api.ContainerState{Status: api.StateExited, ExitCode: st.Code, OOMKilled: oom, Error: why,
+	// Waiters wake at the end: after the removal of an --rm container,
+	// so `run --rm` returns when it is gone.
+	defer e.signalExit(id)
+	e.endRun(r, api.ContainerState{Status: api.StateExited, ExitCode: st.Code, OOMKilled: oom, Error: why,
 		StartedAt: startedAt, FinishedAt: st.FinishedAt, StoppedByUser: r.State.StoppedByUser})
 	attrs := map[string]string{"exitCode": strconv.Itoa(st.Code)}
 	if oom {
@@ -261,6 +272,12 @@ func (e *Engine) exited(id string, st monitor.ExitStatus, why string) {
 // unmounted, the record says how it ended, waiters wake. Caller holds
 // the lock.
 func (e *Engine) finishRun(r *store.Record, st api.ContainerState) {
+	e.endRun(r, st)
+	e.signalExit(r.ID)
+}
+
+// endRun is finishRun without waking the waiters.
+func (e *Engine) endRun(r *store.Record, st api.ContainerState) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.runtimeOf(r).Delete(ctx, r.ID, true); err != nil && !errdefs.IsNotFound(err) {
@@ -272,7 +289,6 @@ func (e *Engine) finishRun(r *store.Record, st api.ContainerState) {
 	if err := e.db.Put(r); err != nil {
 		e.log.Error("recording an exit", "id", r.ID, "err", err)
 	}
-	e.signalExit(r.ID)
 }
 
 // shouldRestart applies the restart policy to an exit; the delay doubles
@@ -449,8 +465,13 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if r.State.Status != api.StateRunning && r.State.Status != api.StatePaused {
 		return fmt.Errorf("container %s is not running (%s): %w", r.Name, r.State.Status, errdefs.ErrState)
 	}
-	r.State.StoppedByUser = true
-	e.db.Put(r)
+	// A signal meant to end it counts as a stop by the user (no restart
+	// policy brings it back); one meant to be handled (HUP, USR1) does
+	// not.
+	if s, _ := parseSignal(sig); s == unix.SIGKILL || s == unix.SIGTERM || s == unix.SIGINT {
+		r.State.StoppedByUser = true
+		e.db.Put(r)
+	}
 	if err := e.runtimeOf(r).Kill(ctx, r.ID, sig, false); err != nil {
 		return err
 	}
@@ -526,15 +547,15 @@ func (e *Engine) Wait(ctx context.Context, ref string) (*api.WaitResponse, error
 		if exit == nil {
 			return &api.WaitResponse{ExitCode: cur.State.ExitCode, OOMKilled: cur.State.OOMKilled, Error: cur.State.Error}, nil
 		}
-		r = cur
 		select {
 		case <-exit:
-			if cur, err := e.db.Get(r.ID); err == nil {
-				r = cur
-			} else if errdefs.IsNotFound(err) {
-				// Removed right after: re-read the last known state.
+			// The run ended: its record (a restart policy may start the
+			// next run later; wait reports this one, as docker's does).
+			cur, err := e.db.Get(r.ID)
+			if err != nil {
 				return e.lastExit(r), nil
 			}
+			return &api.WaitResponse{ExitCode: cur.State.ExitCode, OOMKilled: cur.State.OOMKilled, Error: cur.State.Error}, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
