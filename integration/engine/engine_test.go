@@ -297,81 +297,82 @@ func TestBadInput(t *testing.T) {
 
 // The same operations through the API directly, with the Go client.
 func TestAPI(t *testing.T) {
-	d := newDaemon(t, "warren")
-	c := d.client()
-	ctx := context.Background()
-	v, err := c.Version(ctx)
-	if err != nil || v.APIVersion != "v1" {
-		t.Fatalf("version: %+v %v", v, err)
-	}
-	evctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	evs := make(chan api.Event, 100)
-	go c.Events(evctx, "", func(ev api.Event) error { evs <- ev; return nil })
-	time.Sleep(100 * time.Millisecond)
-	resp, err := c.Create(ctx, api.ContainerConfig{Image: "busybox", Name: "apic", Cmd: []string{"sh", "-c", "echo via api; read line; echo got $line; exit 4"}, OpenStdin: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out, errb bytes.Buffer
-	w, err := c.StartAttached(ctx, resp.ID, client.Stream{Stdin: strings.NewReader("hello\n"), Stdout: &out, Stderr: &errb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.ExitCode != 4 || out.String() != "via api\ngot hello\n" {
-		t.Errorf("attached run: exit %d, out %q, err %q", w.ExitCode, out.String(), errb.String())
-	}
-	var lines []string
-	c.Logs(ctx, "apic", -1, false, func(l api.LogLine) error { lines = append(lines, l.Stream+":"+l.Log); return nil })
-	if strings.Join(lines, "") != "stdout:via api\nstdout:got hello\n" {
-		t.Errorf("logs: %q", lines)
-	}
-	// A terminal: size and input through exec.
-	if _, err := c.Create(ctx, api.ContainerConfig{Image: "busybox", Name: "tty", Cmd: []string{"sleep", "60"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(ctx, "tty"); err != nil {
-		t.Fatal(err)
-	}
-	resize := make(chan [2]uint16, 1)
-	resize <- [2]uint16{33, 101}
-	out.Reset()
-	pr, pw := io_Pipe()
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		pw.Write([]byte("stty size; tty; exit 5\n"))
-	}()
-	w, err = c.Exec(ctx, "tty", api.ExecConfig{Cmd: []string{"sh"}, Tty: true, OpenStdin: true}, client.Stream{Stdin: pr, Stdout: &out, Resize: resize})
-	pw.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.ExitCode != 5 || !strings.Contains(out.String(), "33 101") || !strings.Contains(out.String(), "/dev/pts/") {
-		t.Errorf("exec -t: exit %d, output %q", w.ExitCode, out.String())
-	}
-	if err := c.Remove(ctx, "tty", false); err == nil {
-		t.Error("removing a running container without force succeeded")
-	} else if e, ok := err.(*client.Error); !ok || e.Status != 409 {
-		t.Errorf("remove running: %v, want a 409", err)
-	}
-	if _, err := c.Inspect(ctx, "ghost"); !client.IsNotFound(err) {
-		t.Errorf("inspect ghost: %v, want a 404", err)
-	}
-	c.Remove(ctx, "tty", true)
-	c.Remove(ctx, "apic", false)
-	time.Sleep(200 * time.Millisecond)
-	cancel()
-	var actions []string
-	for len(evs) > 0 {
-		ev := <-evs
-		if ev.Name == "apic" {
-			actions = append(actions, ev.Action)
+	eachRuntime(t, func(t *testing.T, d *daemon) {
+		c := d.client()
+		ctx := context.Background()
+		v, err := c.Version(ctx)
+		if err != nil || v.APIVersion != "v1" {
+			t.Fatalf("version: %+v %v", v, err)
 		}
-	}
-	if strings.Join(actions, ",") != "create,start,die,destroy" {
-		t.Errorf("events of apic: %v", actions)
-	}
-	noTraces(t, d)
+		evctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		evs := make(chan api.Event, 100)
+		go c.Events(evctx, "", func(ev api.Event) error { evs <- ev; return nil })
+		time.Sleep(100 * time.Millisecond)
+		resp, err := c.Create(ctx, api.ContainerConfig{Image: "busybox", Name: "apic", Cmd: []string{"sh", "-c", "echo via api; read line; echo got $line; exit 4"}, OpenStdin: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		w, err := c.StartAttached(ctx, resp.ID, client.Stream{Stdin: strings.NewReader("hello\n"), Stdout: &out, Stderr: &errb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.ExitCode != 4 || out.String() != "via api\ngot hello\n" {
+			t.Errorf("attached run: exit %d, out %q, err %q", w.ExitCode, out.String(), errb.String())
+		}
+		var lines []string
+		c.Logs(ctx, "apic", -1, false, func(l api.LogLine) error { lines = append(lines, l.Stream+":"+l.Log); return nil })
+		if strings.Join(lines, "") != "stdout:via api\nstdout:got hello\n" {
+			t.Errorf("logs: %q", lines)
+		}
+		// A terminal: size and input through exec.
+		if _, err := c.Create(ctx, api.ContainerConfig{Image: "busybox", Name: "tty", Cmd: []string{"sleep", "60"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(ctx, "tty"); err != nil {
+			t.Fatal(err)
+		}
+		resize := make(chan [2]uint16, 1)
+		resize <- [2]uint16{33, 101}
+		out.Reset()
+		pr, pw := io_Pipe()
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			pw.Write([]byte("stty size; tty; exit 5\n"))
+		}()
+		w, err = c.Exec(ctx, "tty", api.ExecConfig{Cmd: []string{"sh"}, Tty: true, OpenStdin: true}, client.Stream{Stdin: pr, Stdout: &out, Resize: resize})
+		pw.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.ExitCode != 5 || !strings.Contains(out.String(), "33 101") || !strings.Contains(out.String(), "/dev/pts/") {
+			t.Errorf("exec -t: exit %d (%s), output %q", w.ExitCode, w.Error, out.String())
+		}
+		if err := c.Remove(ctx, "tty", false); err == nil {
+			t.Error("removing a running container without force succeeded")
+		} else if e, ok := err.(*client.Error); !ok || e.Status != 409 {
+			t.Errorf("remove running: %v, want a 409", err)
+		}
+		if _, err := c.Inspect(ctx, "ghost"); !client.IsNotFound(err) {
+			t.Errorf("inspect ghost: %v, want a 404", err)
+		}
+		c.Remove(ctx, "tty", true)
+		c.Remove(ctx, "apic", false)
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+		var actions []string
+		for len(evs) > 0 {
+			ev := <-evs
+			if ev.Name == "apic" {
+				actions = append(actions, ev.Action)
+			}
+		}
+		if strings.Join(actions, ",") != "create,start,die,destroy" {
+			t.Errorf("events of apic: %v", actions)
+		}
+		noTraces(t, d)
+	})
 }
 
 var _ = sort.Strings
@@ -407,4 +408,26 @@ func monitors(t *testing.T, d *daemon) []int {
 		}
 	}
 	return pids
+}
+
+// A container may name its runtime: the engine keeps it (and its state
+// directory) with the container.
+func TestRuntimePerContainer(t *testing.T) {
+	d := newDaemon(t, "warren")
+	if _, ok := runtimes(t, t.TempDir())["runc"]; !ok {
+		t.Skip("runc is not installed")
+	}
+	d.ctlOK("run", "-d", "--name", "r", "--runtime", "runc", "busybox", "sleep", "60")
+	d.ctlOK("run", "-d", "--name", "w", "busybox", "sleep", "60")
+	if rt := inspect(t, d, "r").Runtime; rt != "runc" {
+		t.Errorf("runtime %q", rt)
+	}
+	for name, rt := range map[string]string{"r": "runc", "w": "warren"} {
+		id := inspect(t, d, name).ID
+		if _, err := os.Stat(filepath.Join(d.root, "run", rt, id)); err != nil {
+			t.Errorf("%s: no state under the %s root: %v", name, rt, err)
+		}
+	}
+	d.ctlOK("rm", "-f", "r", "w")
+	noTraces(t, d)
 }

@@ -77,116 +77,126 @@ func inspectPid(t *testing.T, d *daemon, name string) int {
 // not recorded. The restarted daemon leaves no trace of the undone ones
 // and records the last as running.
 func TestDaemonKilledMidRun(t *testing.T) {
-	for _, point := range []string{"create:recorded", "create:mounted", "start:spawned", "start:started"} {
-		t.Run(strings.ReplaceAll(point, ":", "-"), func(t *testing.T) {
-			d := newDaemon(t, "warren", "WARREND_CRASH_AT="+point)
-			r := d.ctl("run", "-d", "--name", "half", "busybox", "sleep", "600")
-			if r.code == 0 {
-				t.Fatalf("run succeeded past the crash point: %s", r.stdout)
-			}
-			<-d.exited
-			d.env = nil
-			d.start()
-			switch point {
-			case "create:recorded", "create:mounted":
-				// The client saw a failure: nothing remains.
-				if out := d.ctlOK("ps", "-a", "-q"); out != "" {
-					t.Errorf("an interrupted create left %q", out)
+	for _, rt := range []string{"warren", "runc", "crun"} {
+		for _, point := range []string{"create:recorded", "create:mounted", "start:spawned", "start:started"} {
+			t.Run(rt+"/"+strings.ReplaceAll(point, ":", "-"), func(t *testing.T) {
+				if _, ok := runtimes(t, t.TempDir())[rt]; !ok {
+					t.Skipf("%s is not installed", rt)
 				}
-				noTraces(t, d)
-				return
-			case "start:spawned":
-				c := inspect(t, d, "half")
-				if c.State.Status != "exited" || c.State.Error == "" {
-					t.Errorf("an interrupted start: %+v", c.State)
-				}
-				if len(monitors(t, d)) != 0 || len(mountsUnder(t, d.root, false)) != 0 {
-					t.Errorf("an interrupted start left monitors %v or mounts %v", monitors(t, d), mountsUnder(t, d.root, false))
-				}
-			case "start:started":
-				c := inspect(t, d, "half")
-				if c.State.Status != "running" {
-					t.Errorf("a started container recorded as %+v", c.State)
-				}
-				d.ctlOK("exec", "half", "true")
-			}
-			d.ctlOK("rm", "-f", "half")
-			noTraces(t, d)
-		})
+				killedMidRun(t, newDaemon(t, rt, "WARREND_CRASH_AT="+point), point)
+			})
+		}
 	}
+}
+
+func killedMidRun(t *testing.T, d *daemon, point string) {
+	r := d.ctl("run", "-d", "--name", "half", "busybox", "sleep", "600")
+	if r.code == 0 {
+		t.Fatalf("run succeeded past the crash point: %s", r.stdout)
+	}
+	<-d.exited
+	d.env = nil
+	d.start()
+	switch point {
+	case "create:recorded", "create:mounted":
+		// The client saw a failure: nothing remains.
+		if out := d.ctlOK("ps", "-a", "-q"); out != "" {
+			t.Errorf("an interrupted create left %q", out)
+		}
+		noTraces(t, d)
+		return
+	case "start:spawned":
+		c := inspect(t, d, "half")
+		if c.State.Status != "exited" || c.State.Error == "" {
+			t.Errorf("an interrupted start: %+v", c.State)
+		}
+		if len(monitors(t, d)) != 0 || len(mountsUnder(t, d.root, false)) != 0 {
+			t.Errorf("an interrupted start left monitors %v or mounts %v", monitors(t, d), mountsUnder(t, d.root, false))
+		}
+	case "start:started":
+		c := inspect(t, d, "half")
+		if c.State.Status != "running" {
+			t.Errorf("a started container recorded as %+v", c.State)
+		}
+		d.ctlOK("exec", "half", "true")
+	}
+	d.ctlOK("rm", "-f", "half")
+	noTraces(t, d)
 }
 
 func TestRestartPolicies(t *testing.T) {
-	d := newDaemon(t, "warren")
-	d.ctlOK("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 3")
-	waitFor(t, func() bool {
+	eachRuntime(t, func(t *testing.T, d *daemon) {
+		d.ctlOK("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo try; exit 3")
+		waitFor(t, func() bool {
+			c := inspect(t, d, "flaky")
+			return c.State.Status == "exited" && c.State.RestartCount == 2
+		}, "two restarts")
+		time.Sleep(1 * time.Second)
 		c := inspect(t, d, "flaky")
-		return c.State.Status == "exited" && c.State.RestartCount == 2
-	}, "two restarts")
-	time.Sleep(1 * time.Second)
-	c := inspect(t, d, "flaky")
-	if c.State.RestartCount != 2 || c.State.Status != "exited" || c.State.ExitCode != 3 {
-		t.Errorf("on-failure:2 ended with %+v", c.State)
-	}
-	if n := strings.Count(d.ctlOK("logs", "flaky"), "try"); n != 3 {
-		t.Errorf("%d runs logged, want 3", n)
-	}
-	// on-failure does not restart a success.
-	d.ctlOK("run", "-d", "--name", "ok", "--restart", "on-failure", "busybox", "true")
-	waitFor(t, func() bool { return inspect(t, d, "ok").State.Status == "exited" }, "ok exits")
-	time.Sleep(500 * time.Millisecond)
-	if c := inspect(t, d, "ok"); c.State.RestartCount != 0 {
-		t.Errorf("on-failure restarted a success: %+v", c.State)
-	}
-	// always restarts a success; a stop ends that, even across a daemon
-	// restart for unless-stopped.
-	d.ctlOK("run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2")
-	d.ctlOK("run", "-d", "--name", "unless", "--restart", "unless-stopped", "busybox", "sleep", "600")
-	waitFor(t, func() bool { return inspect(t, d, "always").State.RestartCount >= 2 }, "always restarting")
-	d.ctlOK("stop", "always", "unless")
-	time.Sleep(500 * time.Millisecond)
-	n := inspect(t, d, "always").State.RestartCount
-	time.Sleep(500 * time.Millisecond)
-	if c := inspect(t, d, "always"); c.State.RestartCount != n || c.State.Status != "exited" {
-		t.Errorf("always kept restarting after stop: %+v", c.State)
-	}
-	d.stop()
-	d.start()
-	waitFor(t, func() bool { return inspect(t, d, "always").State.Status == "running" }, "always restarted by the new daemon")
-	time.Sleep(300 * time.Millisecond)
-	if c := inspect(t, d, "unless"); c.State.Status != "exited" {
-		t.Errorf("unless-stopped came back after a daemon restart: %+v", c.State)
-	}
-	for _, n := range []string{"flaky", "ok", "always", "unless"} {
-		d.ctlOK("rm", "-f", n)
-	}
-	noTraces(t, d)
+		if c.State.RestartCount != 2 || c.State.Status != "exited" || c.State.ExitCode != 3 {
+			t.Errorf("on-failure:2 ended with %+v", c.State)
+		}
+		if n := strings.Count(d.ctlOK("logs", "flaky"), "try"); n != 3 {
+			t.Errorf("%d runs logged, want 3", n)
+		}
+		// on-failure does not restart a success.
+		d.ctlOK("run", "-d", "--name", "ok", "--restart", "on-failure", "busybox", "true")
+		waitFor(t, func() bool { return inspect(t, d, "ok").State.Status == "exited" }, "ok exits")
+		time.Sleep(500 * time.Millisecond)
+		if c := inspect(t, d, "ok"); c.State.RestartCount != 0 {
+			t.Errorf("on-failure restarted a success: %+v", c.State)
+		}
+		// always restarts a success; a stop ends that, even across a daemon
+		// restart for unless-stopped.
+		d.ctlOK("run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2")
+		d.ctlOK("run", "-d", "--name", "unless", "--restart", "unless-stopped", "busybox", "sleep", "600")
+		waitFor(t, func() bool { return inspect(t, d, "always").State.RestartCount >= 2 }, "always restarting")
+		d.ctlOK("stop", "always", "unless")
+		time.Sleep(500 * time.Millisecond)
+		n := inspect(t, d, "always").State.RestartCount
+		time.Sleep(500 * time.Millisecond)
+		if c := inspect(t, d, "always"); c.State.RestartCount != n || c.State.Status != "exited" {
+			t.Errorf("always kept restarting after stop: %+v", c.State)
+		}
+		d.stop()
+		d.start()
+		waitFor(t, func() bool { return inspect(t, d, "always").State.Status == "running" }, "always restarted by the new daemon")
+		time.Sleep(300 * time.Millisecond)
+		if c := inspect(t, d, "unless"); c.State.Status != "exited" {
+			t.Errorf("unless-stopped came back after a daemon restart: %+v", c.State)
+		}
+		for _, n := range []string{"flaky", "ok", "always", "unless"} {
+			d.ctlOK("rm", "-f", n)
+		}
+		noTraces(t, d)
+	})
 }
 
 func TestUsernsAuto(t *testing.T) {
-	d := newDaemon(t, "warren")
-	out := d.ctlOK("run", "--rm", "--userns", "auto", "busybox", "sh", "-c",
-		"cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox /home/app; touch /new && echo wrote; readlink /proc/self/ns/user")
-	f := strings.Fields(out)
-	if len(f) < 8 || f[0] != "0" || f[2] != "65536" || f[1] == "0" {
-		t.Fatalf("--userns auto:\n%s", out)
-	}
-	if f[3] != "0" || f[4] != "0" || f[5] != "1000" || f[6] != "wrote" {
-		t.Errorf("in the container: root, the image's owners (0, 1000) and a writable root expected:\n%s", out)
-	}
-	if f[7] == hostNs(t, "user") {
-		t.Error("the user namespace is the host's")
-	}
-	// Two containers get different ranges; none is left after.
-	a := strings.TrimSpace(d.ctlOK("run", "-d", "--userns", "auto", "busybox", "sleep", "60"))
-	b := strings.TrimSpace(d.ctlOK("run", "-d", "--userns", "auto", "busybox", "sleep", "60"))
-	ma := d.ctlOK("exec", a, "cat", "/proc/self/uid_map")
-	mb := d.ctlOK("exec", b, "cat", "/proc/self/uid_map")
-	if ma == mb {
-		t.Errorf("two containers share the range %q", ma)
-	}
-	d.ctlOK("rm", "-f", a, b)
-	noTraces(t, d)
+	eachRuntime(t, func(t *testing.T, d *daemon) {
+		out := d.ctlOK("run", "--rm", "--userns", "auto", "busybox", "sh", "-c",
+			"cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox /home/app; touch /new && echo wrote; readlink /proc/self/ns/user")
+		f := strings.Fields(out)
+		if len(f) < 8 || f[0] != "0" || f[2] != "65536" || f[1] == "0" {
+			t.Fatalf("--userns auto:\n%s", out)
+		}
+		if f[3] != "0" || f[4] != "0" || f[5] != "1000" || f[6] != "wrote" {
+			t.Errorf("in the container: root, the image's owners (0, 1000) and a writable root expected:\n%s", out)
+		}
+		if f[7] == hostNs(t, "user") {
+			t.Error("the user namespace is the host's")
+		}
+		// Two containers get different ranges; none is left after.
+		a := strings.TrimSpace(d.ctlOK("run", "-d", "--userns", "auto", "busybox", "sleep", "60"))
+		b := strings.TrimSpace(d.ctlOK("run", "-d", "--userns", "auto", "busybox", "sleep", "60"))
+		ma := d.ctlOK("exec", a, "cat", "/proc/self/uid_map")
+		mb := d.ctlOK("exec", b, "cat", "/proc/self/uid_map")
+		if ma == mb {
+			t.Errorf("two containers share the range %q", ma)
+		}
+		d.ctlOK("rm", "-f", a, b)
+		noTraces(t, d)
+	})
 }
 
 // The API on TCP takes only clients with a certificate from the CA.
