@@ -23,8 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/warren-runtime/warren/api"
 	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/images"
@@ -140,12 +138,6 @@ func New(cfg Config) (*Engine, error) {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return nil, fmt.Errorf("engine directory %s: %w", d, err)
 		}
-	}
-	// A terminal exec runs detached (runc takes a console socket only
-	// so); as child subreaper the engine inherits the process when the
-	// runtime exits, and collects its status.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("becoming child subreaper: %w", err)
 	}
 	imgs, err := images.Open(cfg.Root)
 	if err != nil {

@@ -194,16 +194,16 @@ func (e *Engine) execTty(ctx context.Context, rt *ociruntime.Runtime, id string,
 		// Until the pty's last user goes (EIO).
 		io.Copy(s.Stdout, master)
 	}()
-	// Detached with a pid file: runc refuses a console socket otherwise.
-	// The runtime exits once the process runs; the process is then the
-	// engine's child (warrend is a child subreaper), whose status wait4
-	// collects.
+	// Detached with a pid file: runc takes a console socket only so.
+	// The monitor binary's --exec-wait runs the runtime as a child
+	// subreaper, inherits the process when the runtime exits, and exits
+	// with its status. (warrend itself must not be a subreaper: an
+	// orphan from the container's pid namespace reparented to it and
+	// never reaped would keep that namespace's init from ever exiting.)
 	pidFile := sock + ".pid"
 	defer os.Remove(pidFile)
-	code, err := rt.Exec(ctx, id, p, ociruntime.ExecOpts{ConsoleSocket: sock, Detach: true, PidFile: pidFile})
-	if err == nil {
-		code, err = waitReparented(pidFile)
-	}
+	code, err := rt.Exec(ctx, id, p, ociruntime.ExecOpts{ConsoleSocket: sock, Detach: true, PidFile: pidFile, WaitDetached: true,
+		IO: ociruntime.IO{Wrapper: []string{e.cfg.MonitorPath, "--exec-wait", pidFile, "--"}}})
 	close(stopRelay)
 	done := make(chan struct{})
 	go func() { relay.Wait(); close(done) }()
@@ -290,28 +290,4 @@ func recvFd(c *net.UnixConn) (*os.File, error) {
 	}
 	unix.CloseOnExec(fds[0])
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
-}
-
-// waitReparented waits for the process named in pidFile, which the
-// engine inherited as child subreaper, and returns its status (128+signal
-// when killed, as a shell reports it).
-func waitReparented(pidFile string) (int, error) {
-	pid, err := ociruntime.ReadPidFile(pidFile)
-	if err != nil {
-		return -1, fmt.Errorf("exec: pid file: %w", err)
-	}
-	for {
-		var ws unix.WaitStatus
-		_, err := unix.Wait4(pid, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, fmt.Errorf("exec: waiting for pid %d (was it reparented to warrend?): %w", pid, err)
-		}
-		if ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ws.ExitStatus(), nil
-	}
 }

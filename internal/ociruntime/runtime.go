@@ -54,6 +54,9 @@ type State struct {
 type IO struct {
 	Stdin, Stdout, Stderr *os.File
 	ExtraFiles            []*os.File
+	// Wrapper, when set, runs the runtime command under it: the
+	// command's argv is appended to Wrapper's.
+	Wrapper []string
 }
 
 // CreateOpts are the inputs of Create.
@@ -70,6 +73,9 @@ type ExecOpts struct {
 	ConsoleSocket string
 	Detach        bool
 	IO            IO
+	// WaitDetached: Detach under an IO.Wrapper that waits for the
+	// detached process and exits with its status, which Exec returns.
+	WaitDetached bool
 }
 
 func (r *Runtime) logPath() string {
@@ -154,6 +160,9 @@ func (r *Runtime) run(ctx context.Context, io *IO, command, id string, args ...s
 	full := append(append([]string{}, r.Args...), "--root", r.Root, "--log", log, "--log-format", "json", command)
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, r.Path, full...)
+	if io != nil && len(io.Wrapper) > 0 {
+		cmd = exec.CommandContext(ctx, io.Wrapper[0], append(append(io.Wrapper[1:len(io.Wrapper):len(io.Wrapper)], r.Path), full...)...)
+	}
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	// stderr goes to a file, never a pipe: a container created or a
@@ -316,7 +325,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	}
 	_, err = r.run(ctx, &o.IO, "exec", id, append(args, id)...)
 	var e *Error
-	if errors.As(err, &e) && !o.Detach && !e.Logged && e.ExitCode > 0 {
+	if errors.As(err, &e) && (!o.Detach || o.WaitDetached) && !e.Logged && e.ExitCode > 0 {
 		// The process ran and exited non-zero: that is its status,
 		// not a runtime failure.
 		return e.ExitCode, nil
