@@ -14,6 +14,9 @@
 //	    process named in PIDFILE (inherited when the runtime exits),
 //	    reaping any other orphan, and exits with its status (128+signal
 //	    when killed); the runtime's own failure is its exit code.
+//	warren-monitor --pause
+//	    the infra process of a pod that shares its pid namespace: pid 1
+//	    there, it reaps orphans and exits on SIGTERM or SIGINT.
 package main
 
 import (
@@ -21,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 
@@ -33,6 +37,9 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == "--hold" {
 		io.Copy(io.Discard, os.Stdin)
 		return
+	}
+	if len(os.Args) == 2 && os.Args[1] == "--pause" {
+		os.Exit(pause())
 	}
 	if len(os.Args) > 4 && os.Args[1] == "--exec-wait" && os.Args[3] == "--" {
 		os.Exit(execWait(os.Args[2], os.Args[4:]))
@@ -81,5 +88,27 @@ func execWait(pidFile string, argv []string) int {
 			return 128 + int(ws.Signal())
 		}
 		return ws.ExitStatus()
+	}
+}
+
+// pause is a pod's pid 1: the kernel gives an init no default signal
+// actions, so it says which end it.
+func pause() int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
+	chld := make(chan os.Signal, 16)
+	signal.Notify(chld, unix.SIGCHLD)
+	for {
+		select {
+		case <-sigs:
+			return 0
+		case <-chld:
+			for {
+				var ws unix.WaitStatus
+				if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
+					break
+				}
+			}
+		}
 	}
 }
