@@ -95,15 +95,23 @@ type ContainerConfig struct {
 	Privileged bool      `json:"privileged,omitempty"`
 	// Namespace modes: "" (new, the default), "host" (the engine's own),
 	// "container:ID" (join that running container's), and for Network
-	// also "none" (a new namespace with only lo).
-	PidMode     string            `json:"pidMode,omitempty"`
-	IpcMode     string            `json:"ipcMode,omitempty"`
-	UTSMode     string            `json:"utsMode,omitempty"`
-	NetworkMode string            `json:"networkMode,omitempty"`
-	UsernsMode  string            `json:"usernsMode,omitempty"` // "" or "host": none; "auto": a private 65536-id range
-	Restart     RestartPolicy     `json:"restartPolicy,omitempty"`
-	AutoRemove  bool              `json:"autoRemove,omitempty"`
-	Runtime     string            `json:"runtime,omitempty"` // a runtime name from /v1/info; default the engine's
+	// also "none" (a new namespace with only lo), "bridge" (the default
+	// network) or a network's name; "" is the default network.
+	PidMode     string        `json:"pidMode,omitempty"`
+	IpcMode     string        `json:"ipcMode,omitempty"`
+	UTSMode     string        `json:"utsMode,omitempty"`
+	NetworkMode string        `json:"networkMode,omitempty"`
+	UsernsMode  string        `json:"usernsMode,omitempty"` // "" or "host": none; "auto": a private 65536-id range
+	Restart     RestartPolicy `json:"restartPolicy,omitempty"`
+	AutoRemove  bool          `json:"autoRemove,omitempty"`
+	Runtime     string        `json:"runtime,omitempty"` // a runtime name from /v1/info; default the engine's
+	// Pod makes the container a member of a pod: it joins the pod's
+	// network, IPC and UTS (and with SharePid, pid) namespaces; the
+	// namespace modes must then be unset.
+	Pod string `json:"pod,omitempty"`
+	// Ports are published on a bridge network (not with a pod: the
+	// pod's ports are).
+	Ports       []PortMapping     `json:"ports,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	StopSignal  string            `json:"stopSignal,omitempty"`
 	StopTimeout *int              `json:"stopTimeout,omitempty"` // seconds; default 10
@@ -155,6 +163,10 @@ type Container struct {
 	Command []string        `json:"command"`
 	Config  ContainerConfig `json:"config"`
 	State   ContainerState  `json:"state"`
+	// Network and Addresses: its bridge network and addresses there
+	// (a pod member reports its pod's).
+	Network   string   `json:"network,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // ExecConfig is the body of POST /v1/containers/{id}/exec.
@@ -258,4 +270,67 @@ type ImageProgress struct {
 // PruneResponse answers POST /v1/images/prune.
 type PruneResponse struct {
 	Removed []string `json:"removed"`
+}
+
+// PortMapping publishes a container (or pod) port on the host:
+// -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp].
+type PortMapping struct {
+	HostIP        string `json:"hostIp,omitempty"` // "" all addresses
+	HostPort      uint16 `json:"hostPort"`
+	ContainerPort uint16 `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"` // tcp (default) or udp
+}
+
+// NetworkConfig is the body of POST /v1/networks. Subnets are CIDR
+// strings; a gateway defaults to the subnet's first address. At least
+// one of Subnet and Subnet6.
+type NetworkConfig struct {
+	Name     string `json:"name"`
+	Subnet   string `json:"subnet,omitempty"`
+	Gateway  string `json:"gateway,omitempty"`
+	Subnet6  string `json:"subnet6,omitempty"`
+	Gateway6 string `json:"gateway6,omitempty"`
+	Internal bool   `json:"internal,omitempty"` // no outbound NAT
+}
+
+// Network is a bridge network as GET /v1/networks reports it.
+type Network struct {
+	Name     string    `json:"name"`
+	Bridge   string    `json:"bridge"`
+	Subnet   string    `json:"subnet,omitempty"`
+	Gateway  string    `json:"gateway,omitempty"`
+	Subnet6  string    `json:"subnet6,omitempty"`
+	Gateway6 string    `json:"gateway6,omitempty"`
+	Internal bool      `json:"internal,omitempty"`
+	Default  bool      `json:"default,omitempty"`
+	Created  time.Time `json:"created"`
+	// Endpoints: owner id -> its addresses (inspect only).
+	Endpoints map[string][]string `json:"endpoints,omitempty"`
+}
+
+// PodConfig is the body of POST /v1/pods.
+type PodConfig struct {
+	Name string `json:"name,omitempty"`
+	// SharePid: members share one pid namespace, held by an infra
+	// process (Kubernetes' shareProcessNamespace).
+	SharePid  bool              `json:"sharePid,omitempty"`
+	Network   string            `json:"network,omitempty"` // a network name (default: the default network), "none" or "host"
+	Ports     []PortMapping     `json:"ports,omitempty"`
+	Hostname  string            `json:"hostname,omitempty"` // default: the pod's name
+	Resources Resources         `json:"resources,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// Pod is a pod as GET /v1/pods reports it.
+type Pod struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Config  PodConfig `json:"config"`
+	// Status: "creating", "running" (its namespaces exist), "removing".
+	Status    string   `json:"status"`
+	Netns     string   `json:"netns,omitempty"`     // the pinned network namespace (visible to `ip netns`)
+	Addresses []string `json:"addresses,omitempty"` // on its network
+	InfraID   string   `json:"infraId,omitempty"`   // with SharePid
+	Members   []string `json:"members,omitempty"`   // container ids
 }

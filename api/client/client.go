@@ -477,3 +477,49 @@ func (c *Client) upgrade(ctx context.Context, path string, body any, s Stream) (
 func (c *Client) StartAttached(ctx context.Context, id string, s Stream) (*api.WaitResponse, error) {
 	return c.upgrade(ctx, "/containers/"+url.PathEscape(id)+"/start?attach=true", nil, s)
 }
+
+func (c *Client) CreateNetwork(ctx context.Context, cfg api.NetworkConfig) (*api.Network, error) {
+	var v api.Network
+	return &v, c.do(ctx, "POST", "/networks", nil, cfg, &v)
+}
+
+func (c *Client) Networks(ctx context.Context) ([]api.Network, error) {
+	var v []api.Network
+	return v, c.do(ctx, "GET", "/networks", nil, nil, &v)
+}
+
+func (c *Client) InspectNetwork(ctx context.Context, name string) (*api.Network, error) {
+	var v api.Network
+	return &v, c.do(ctx, "GET", "/networks/"+url.PathEscape(name), nil, nil, &v)
+}
+
+func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/networks/"+url.PathEscape(name), nil, nil, nil)
+}
+
+func (c *Client) CreatePod(ctx context.Context, cfg api.PodConfig) (*api.Pod, error) {
+	var v api.Pod
+	return &v, c.do(ctx, "POST", "/pods", nil, cfg, &v)
+}
+
+func (c *Client) Pods(ctx context.Context) ([]api.Pod, error) {
+	var v []api.Pod
+	return v, c.do(ctx, "GET", "/pods", nil, nil, &v)
+}
+
+func (c *Client) InspectPod(ctx context.Context, id string) (*api.Pod, error) {
+	var v api.Pod
+	return &v, c.do(ctx, "GET", "/pods/"+url.PathEscape(id), nil, nil, &v)
+}
+
+func (c *Client) RemovePod(ctx context.Context, id string, force bool) error {
+	q := url.Values{}
+	if force {
+		q.Set("force", "true")
+	}
+	return c.do(ctx, "DELETE", "/pods/"+url.PathEscape(id), q, nil, nil)
+}
+
+func (c *Client) StopPod(ctx context.Context, id string, timeout *int) error {
+	return c.do(ctx, "POST", "/pods/"+url.PathEscape(id)+"/stop", timeoutQ(timeout), nil, nil)
+}

@@ -56,7 +56,9 @@ var createFlags = []cli.Flag{
 	cli.StringFlag{Name: "pid", Usage: "pid namespace: private (default), host, container:NAME"},
 	cli.StringFlag{Name: "ipc", Usage: "ipc namespace: private (default), host, container:NAME"},
 	cli.StringFlag{Name: "uts", Usage: "uts namespace: private (default), host, container:NAME"},
-	cli.StringFlag{Name: "network, net", Usage: "network: none (default: a namespace with only lo), host, container:NAME"},
+	cli.StringFlag{Name: "network, net", Usage: "network: bridge (the default network, the default), a network's name, none (only lo), host, container:NAME"},
+	cli.StringSliceFlag{Name: "publish, p", Usage: "publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]"},
+	cli.StringFlag{Name: "pod", Usage: "join a pod (its network, IPC, UTS and shared pid namespaces)"},
 	cli.StringFlag{Name: "userns", Usage: "user namespace: host (default) or auto (a private range of 65536 ids)"},
 	cli.StringFlag{Name: "hostname", Usage: "host name (default: the short id)"},
 	cli.BoolFlag{Name: "tty, t", Usage: "give the process a terminal"},
@@ -84,6 +86,14 @@ func containerConfig(c *cli.Context) (api.ContainerConfig, error) {
 	}
 	if args := c.Args().Tail(); len(args) > 0 {
 		cfg.Cmd = args
+	}
+	cfg.Pod = c.String("pod")
+	for _, p := range c.StringSlice("publish") {
+		m, err := parsePort(p)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Ports = append(cfg.Ports, m)
 	}
 	if c.IsSet("entrypoint") {
 		cfg.Entrypoint = []string{c.String("entrypoint")}

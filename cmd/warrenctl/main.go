@@ -38,7 +38,7 @@ func main() {
 		cli.StringFlag{Name: "tls-ca", EnvVar: "WARREN_TLS_CA", Usage: "CA of warrend's certificate for tcp://"},
 		cli.StringFlag{Name: "root", Value: images.DefaultRoot, Usage: "the store `image` subcommands work on directly"},
 	}
-	app.Commands = append(containerCommands, imageCommand)
+	app.Commands = append(containerCommands, networkCommand, podCommand, imageCommand)
 	if err := app.Run(os.Args); err != nil {
 		var ex *exitCode
 		if errors.As(err, &ex) {

@@ -135,3 +135,42 @@ func envList(in []string) []string {
 	}
 	return out
 }
+
+// parsePort reads -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]; an
+// IPv6 host address goes in brackets ([::1]:8080:80).
+func parsePort(s string) (api.PortMapping, error) {
+	var m api.PortMapping
+	rest, proto, ok := strings.Cut(s, "/")
+	if ok {
+		if proto != "tcp" && proto != "udp" {
+			return m, fmt.Errorf("-p %q: protocol %q: use tcp or udp", s, proto)
+		}
+		m.Protocol = proto
+	}
+	if strings.HasPrefix(rest, "[") {
+		end := strings.Index(rest, "]:")
+		if end < 0 {
+			return m, fmt.Errorf("-p %q: an IPv6 host address goes in brackets: [::1]:8080:80", s)
+		}
+		m.HostIP, rest = rest[1:end], rest[end+2:]
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) == 3 && m.HostIP == "" {
+		m.HostIP, parts = parts[0], parts[1:]
+	}
+	if len(parts) != 2 {
+		return m, fmt.Errorf("-p %q: want [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]", s)
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return m, fmt.Errorf("-p %q: port %q is not 1-65535", s, p)
+		}
+		if i == 0 {
+			m.HostPort = uint16(n)
+		} else {
+			m.ContainerPort = uint16(n)
+		}
+	}
+	return m, nil
+}

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{"512m": 512 << 20, "1g": 1 << 30, "1G": 1 << 30, "100": 100, "2k": 2048, "1.5m": 3 << 19, "64mb": 64 << 20, "3MiB": 3 << 20, "10b": 10} {
@@ -43,6 +46,25 @@ func TestParseRestart(t *testing.T) {
 	for _, bad := range []string{"sometimes", "always:2", "on-failure:x"} {
 		if _, err := parseRestart(bad); err == nil {
 			t.Errorf("parseRestart(%q): no error", bad)
+		}
+	}
+}
+
+func TestParsePort(t *testing.T) {
+	for in, want := range map[string][4]string{
+		"8080:80":              {"", "8080", "80", ""},
+		"127.0.0.1:8080:80":    {"127.0.0.1", "8080", "80", ""},
+		"[::1]:53:5353/udp":    {"::1", "53", "5353", "udp"},
+		"10.0.0.1:9000:90/tcp": {"10.0.0.1", "9000", "90", "tcp"},
+	} {
+		m, err := parsePort(in)
+		if err != nil || m.HostIP != want[0] || fmt.Sprint(m.HostPort) != want[1] || fmt.Sprint(m.ContainerPort) != want[2] || m.Protocol != want[3] {
+			t.Errorf("parsePort(%q) = %+v, %v", in, m, err)
+		}
+	}
+	for _, bad := range []string{"80", "0:80", "a:b", "8080:80/sctp", "::1:80:80", "1:2:3:4", "70000:80"} {
+		if _, err := parsePort(bad); err == nil {
+			t.Errorf("parsePort(%q): no error", bad)
 		}
 	}
 }

@@ -75,6 +75,7 @@ func run() error {
 	ca := fs.String("tls-ca", "", "CA whose certificates clients must present (PEM)")
 	fs.Var(rts, "runtime", "an OCI runtime: NAME=PATH[,GLOBAL-ARG...] (repeat); warren, runc and crun are found beside warrend or in $PATH")
 	def := fs.String("default-runtime", "warren", "runtime of containers that do not name one")
+	netnsDir := fs.String("netns-dir", "/run/netns", "where containers' and pods' network namespaces are pinned (ip netns lists /run/netns)")
 	mon := fs.String("monitor", "", "warren-monitor binary (default: beside warrend, else $PATH)")
 	logMax := fs.Int64("log-max-size", 10<<20, "rotate a container's log at this many bytes (0: never)")
 	logFiles := fs.Int("log-max-files", 3, "log files kept per container, the current one included")
@@ -106,7 +107,7 @@ func run() error {
 		*mon = besideOrPath("warren-monitor")
 	}
 	e, err := engine.New(engine.Config{Root: *root, RunRoot: *runRoot, MonitorPath: *mon, Runtimes: rts,
-		DefaultRuntime: *def, LogMaxSize: *logMax, LogMaxFiles: *logFiles, Logger: log, Version: version})
+		DefaultRuntime: *def, NetnsDir: *netnsDir, LogMaxSize: *logMax, LogMaxFiles: *logFiles, Logger: log, Version: version})
 	if err != nil {
 		return err
 	}

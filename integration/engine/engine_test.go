@@ -182,21 +182,26 @@ func TestNamespaceOptOuts(t *testing.T) {
 		host, _ := os.Hostname()
 		def := ns()
 		for _, n := range []string{"pid", "net", "ipc", "uts", "mnt"} {
-			if def[n] == hostNs(t, n) {
+			if def[n] == hostNs(t, n) || (n == "net" && def[n] == d.netnsLink()) {
 				t.Errorf("default: %s namespace is the host's", n)
 			}
 		}
-		if def["if"] != "lo" {
-			t.Errorf("default network: interfaces %q, want only lo", def["if"])
+		if def["if"] != "eth0 lo" {
+			t.Errorf("default network: interfaces %q, want eth0 and lo", def["if"])
 		}
 		if got := ns("--network", "none")["if"]; got != "lo" {
 			t.Errorf("--network none: interfaces %q, want only lo", got)
 		}
 		hp := ns("--pid", "host", "--network", "host", "--ipc", "host", "--uts", "host")
-		for _, n := range []string{"pid", "net", "ipc", "uts"} {
+		for _, n := range []string{"pid", "ipc", "uts"} {
 			if hp[n] != hostNs(t, n) {
 				t.Errorf("--%s host: %s, host's is %s", n, hp[n], hostNs(t, n))
 			}
+		}
+		// The daemon's network namespace is its host's (the test runs
+		// it in one of its own).
+		if hp["net"] != d.netnsLink() {
+			t.Errorf("--network host: %s, the daemon's is %s", hp["net"], d.netnsLink())
 		}
 		if hp["host"] != host {
 			t.Errorf("--uts host: hostname %q, want %q", hp["host"], host)

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -109,7 +110,7 @@ func busyboxLayout(t testing.TB, dir string) string {
 		add(h, nil)
 	}
 	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755}, bb)
-	for _, a := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "readlink", "hostname", "ps", "touch", "stty", "true", "false", "grep", "wc", "head", "mkdir", "trap", "env", "pwd", "stat"} {
+	for _, a := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "readlink", "hostname", "ps", "touch", "stty", "true", "false", "grep", "wc", "head", "mkdir", "trap", "env", "pwd", "stat", "httpd", "wget", "ping", "ping6", "ip", "nc", "kill"} {
 		add(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox"}, nil)
 	}
 	add(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"))
@@ -160,6 +161,8 @@ type daemon struct {
 	extra   []string
 	env     []string
 	cmd     *exec.Cmd
+	netns   string // the daemon's network namespace, pinned
+	aux     string // outside root: the daemon's netns pin and its --netns-dir
 	logs    *bytes.Buffer
 	exited  chan struct{}
 }
@@ -191,7 +194,11 @@ func newDaemon(t testing.TB, runtime string, env ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, root: root, sock: filepath.Join(root, "api.sock"), runtime: runtime, env: env}
+	aux, err := os.MkdirTemp("", "warrend-net-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, root: root, aux: aux, sock: filepath.Join(root, "api.sock"), runtime: runtime, env: env}
 	rts := runtimes(t, root)
 	for n, p := range rts {
 		d.extra = append(d.extra, "--runtime", n+"="+p)
@@ -208,8 +215,17 @@ func (d *daemon) start() {
 	d.t.Helper()
 	d.logs = new(bytes.Buffer)
 	args := append([]string{"--root", d.root, "--run-root", filepath.Join(d.root, "run"), "--socket", d.sock,
-		"--monitor", bins.monitor, "--default-runtime", d.runtime, "--log-level", "debug"}, d.extra...)
-	d.cmd = exec.Command(bins.warrend, args...)
+		"--monitor", bins.monitor, "--default-runtime", d.runtime, "--log-level", "debug",
+		"--netns-dir", d.netnsDir()}, d.extra...)
+	// The daemon lives in a network namespace of its own (unshare execs
+	// it: same pid): the bridges, veths and nftables rules it makes never
+	// touch the host's network. That namespace is the "host" side of
+	// its containers.
+	if d.netns == "" {
+		d.cmd = exec.Command("unshare", append([]string{"--net", "--", bins.warrend}, args...)...)
+	} else {
+		d.cmd = exec.Command("nsenter", append([]string{"--net=" + d.netns, "--", bins.warrend}, args...)...)
+	}
 	d.cmd.Env = append(os.Environ(), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -221,6 +237,15 @@ func (d *daemon) start() {
 	for i := 0; i < 500; i++ {
 		if c, err := net.Dial("unix", d.sock); err == nil {
 			c.Close()
+			if d.netns == "" {
+				// Pinned, so a restarted daemon comes back to the same
+				// network namespace (its bridges and rules are there).
+				d.netns = filepath.Join(d.aux, "daemon-netns")
+				os.WriteFile(d.netns, nil, 0o600)
+				if err := syscall.Mount(fmt.Sprintf("/proc/%d/ns/net", d.cmd.Process.Pid), d.netns, "", syscall.MS_BIND, ""); err != nil {
+					d.t.Fatalf("pinning the daemon's network namespace: %v", err)
+				}
+			}
 			return
 		}
 		select {
@@ -258,6 +283,16 @@ func (d *daemon) cleanup() {
 			for _, id := range strings.Fields(out) {
 				d.ctl("rm", "-f", id)
 			}
+			var pods []struct{ ID string }
+			json.Unmarshal([]byte(d.ctl("pod", "ls", "--format", "json").stdout), &pods)
+			for _, p := range pods {
+				d.ctl("pod", "rm", "-f", p.ID)
+			}
+			var nets []struct{ Name string }
+			json.Unmarshal([]byte(d.ctl("network", "ls", "--format", "json").stdout), &nets)
+			for _, n := range nets {
+				d.ctl("network", "rm", n.Name)
+			}
 			d.stop()
 		}
 	}
@@ -266,6 +301,16 @@ func (d *daemon) cleanup() {
 	}
 	mountsUnder(d.t, d.root, true)
 	os.RemoveAll(d.root)
+	// The network side: pinned outside the root (iproute2 makes its
+	// directory a mount point).
+	if ents, _ := os.ReadDir(d.netnsDir()); len(ents) > 0 {
+		d.t.Errorf("network namespaces left: %v", ents)
+	}
+	mountsUnder(d.t, d.netnsDir(), false)
+	for _, m := range append(mountsUnder(d.t, d.netnsDir(), false), d.netnsDir(), d.netns) {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	os.RemoveAll(d.aux)
 }
 
 func (d *daemon) client() *client.Client {
@@ -357,3 +402,17 @@ func (d *daemon) idOf(name string) string {
 }
 
 func syscallKill(pid, sig int) error { return syscall.Kill(pid, syscall.Signal(sig)) }
+
+func (d *daemon) netnsDir() string { return filepath.Join(d.aux, "netns") }
+
+// inNet runs a command in the daemon's network namespace (the "host"
+// side of its containers).
+func (d *daemon) inNet(args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"--net=" + d.netns, "--"}, args...)...)
+}
+
+// netnsOf is the inode link of the daemon's network namespace.
+func (d *daemon) netnsLink() string {
+	l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", d.cmd.Process.Pid))
+	return l
+}

@@ -72,6 +72,26 @@ func (e *Engine) Create(cfg api.ContainerConfig) (*api.CreateResponse, error) {
 		nsPaths[typ] = fmt.Sprintf("/proc/%d/ns/%s", other.State.Pid, nsFile[typ])
 	}
 
+	var netRec *store.NetworkRecord
+	var pod *store.PodRecord
+	if cfg.Pod != "" {
+		if pod, err = e.db.Pod(cfg.Pod); err != nil {
+			return nil, err
+		}
+		cfg.Pod = pod.ID // the record names the pod by id
+		if err := e.podPaths(pod, nsPaths); err != nil {
+			return nil, err
+		}
+	} else if netRec, err = e.resolveNetwork(cfg.NetworkMode); err != nil {
+		return nil, err
+	}
+	if len(cfg.Ports) > 0 && netRec == nil {
+		return nil, fmt.Errorf("ports: publishing needs a bridge network, not --network %q: %w", cfg.NetworkMode, errdefs.ErrInvalid)
+	}
+	if err := e.portInUse(cfg.Ports, ""); err != nil {
+		return nil, err
+	}
+
 	id := newID()
 	if cfg.Name == "" {
 		cfg.Name = id[:12]
@@ -83,6 +103,10 @@ func (e *Engine) Create(cfg api.ContainerConfig) (*api.CreateResponse, error) {
 		Dir:         filepath.Join(e.cfg.Root, "containers", id),
 		RuntimePath: rt.Path, RuntimeRoot: filepath.Join(e.cfg.RunRoot, rtName), RuntimeArgs: rt.Args,
 		CgroupsPath: "/warren/" + id,
+	}
+	if pod != nil {
+		r.CgroupsPath = pod.CgroupPath + "/" + id
+		r.Network, r.Addresses = pod.Config.Network, pod.Addresses
 	}
 	r.Bundle = r.Dir
 	// The record (and the name) first: from here on, a crash leaves a
@@ -107,6 +131,30 @@ func (e *Engine) Create(cfg api.ContainerConfig) (*api.CreateResponse, error) {
 	if err := os.Mkdir(r.Dir, 0o700); err != nil {
 		return fail(fmt.Errorf("container directory %s: %w", r.Dir, err))
 	}
+	if netRec != nil {
+		addrs, err := e.lease(netRec, id)
+		if err != nil {
+			return fail(err)
+		}
+		r.Network = netRec.Name
+		for _, a := range addrs {
+			r.Addresses = append(r.Addresses, a.String())
+		}
+		r.Netns = filepath.Join(e.cfg.NetnsDir, netnsName("c", id[:12]))
+		nsPaths[specs.NetworkNamespace] = r.Netns
+		if err := writeNetFiles(r.Dir, r.Name, r.Addresses, e.peersOn(netRec.Name, id)); err != nil {
+			return fail(err)
+		}
+	}
+	if pod != nil && pod.Dir != "" {
+		for _, f := range []string{hostsFile, resolvConfFile} {
+			if b, err := os.ReadFile(filepath.Join(pod.Dir, f)); err == nil {
+				// A copy: the pod's file is refreshed in place; members
+				// get theirs refreshed with it (refreshHosts).
+				os.WriteFile(filepath.Join(r.Dir, f), b, 0o644)
+			}
+		}
+	}
 	rootfs, err := e.mountRootfs(r, img)
 	if err != nil {
 		return fail(err)
@@ -128,6 +176,9 @@ func (e *Engine) Create(cfg api.ContainerConfig) (*api.CreateResponse, error) {
 	if err := e.db.Put(r); err != nil {
 		return fail(err)
 	}
+	if r.Network != "" && pod == nil {
+		e.refreshHosts(r.Network)
+	}
 	e.emit("container", "create", id, r.Name, map[string]string{"image": img.Name})
 	return &api.CreateResponse{ID: id, Name: r.Name}, nil
 }
@@ -138,6 +189,7 @@ var nsFile = map[specs.LinuxNamespaceType]string{
 
 // undoCreate removes whatever a failed or interrupted Create made.
 func (e *Engine) undoCreate(r *store.Record) {
+	e.db.ReleaseOwner(r.ID)
 	e.unmountRootfs(r)
 	os.RemoveAll(r.Dir)
 	if err := e.db.Delete(r.ID); err != nil {
@@ -240,9 +292,17 @@ func validateConfig(c *api.ContainerConfig) error {
 		}
 	}
 	switch m := c.NetworkMode; {
-	case m == "", m == "none", m == "host", m == "private", strings.HasPrefix(m, "container:"):
+	case m == "", m == "none", m == "host", m == "private", m == "bridge", strings.HasPrefix(m, "container:"):
+	case validName.MatchString(m):
+		// a network's name: checked against the store
 	default:
-		return fmt.Errorf("--network %q: use none, host or container:NAME (bridge networks come with pods): %w", m, errdefs.ErrInvalid)
+		return fmt.Errorf("--network %q: use bridge, a network's name, none, host or container:NAME: %w", m, errdefs.ErrInvalid)
+	}
+	if err := validatePorts(c.Ports); err != nil {
+		return err
+	}
+	if c.Pod != "" && (c.NetworkMode != "" || c.IpcMode != "" || c.UTSMode != "" || c.PidMode != "" || len(c.Ports) > 0 || c.Hostname != "") {
+		return fmt.Errorf("pod %s: a member takes its network, ipc, uts and pid namespaces, ports and host name from the pod: %w", c.Pod, errdefs.ErrInvalid)
 	}
 	switch c.UsernsMode {
 	case "", "host", "auto":

@@ -26,6 +26,7 @@ import (
 	"github.com/warren-runtime/warren/api"
 	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/images"
+	"github.com/warren-runtime/warren/internal/network"
 	"github.com/warren-runtime/warren/internal/ociruntime"
 	"github.com/warren-runtime/warren/internal/store"
 )
@@ -68,6 +69,9 @@ type Config struct {
 	// LogMaxSize (bytes) and LogMaxFiles rotate each container's log.
 	LogMaxSize  int64
 	LogMaxFiles int
+	// NetnsDir is where named network namespaces are pinned (default
+	// /run/netns, so `ip netns` lists them).
+	NetnsDir string
 	// UsernsBase, UsernsSize, UsernsCount: the host id ranges of
 	// --userns auto (default 2000000000 + n*65536, 1000 ranges).
 	UsernsBase, UsernsSize, UsernsCount uint32
@@ -82,6 +86,8 @@ type Engine struct {
 	images *images.Store
 	log    *slog.Logger
 	events *broker
+
+	netMu sync.Mutex // making the default network
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -101,6 +107,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.RunRoot == "" {
 		cfg.RunRoot = "/run/warrend"
+	}
+	if cfg.NetnsDir == "" {
+		cfg.NetnsDir = network.DefaultNetnsDir
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

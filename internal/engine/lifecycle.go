@@ -94,12 +94,14 @@ func (e *Engine) start(ctx context.Context, r *store.Record, attach *Stdio) (<-c
 	default:
 		return nil, fmt.Errorf("container %s is %s: %w", r.Name, r.State.Status, errdefs.ErrState)
 	}
-	img, err := e.images.Get(r.Image)
-	if err != nil {
-		return nil, fmt.Errorf("container %s: image %s: %w", r.Name, r.Image, err)
-	}
-	if _, err := e.mountRootfs(r, img); err != nil {
-		return nil, err
+	if !r.Infra {
+		img, err := e.images.Get(r.Image)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: image %s: %w", r.Name, r.Image, err)
+		}
+		if _, err := e.mountRootfs(r, img); err != nil {
+			return nil, err
+		}
 	}
 	rt := e.runtimeOf(r)
 	// What an earlier run left: the runtime's record, the monitor's files.
@@ -113,6 +115,14 @@ func (e *Engine) start(ctx context.Context, r *store.Record, attach *Stdio) (<-c
 	}
 	// From here a crash leaves "starting": Recover asks the monitor.
 	e.exitChan(r.ID)
+	if err := e.connect(r); err != nil {
+		e.startFailed(r, err)
+		return nil, fmt.Errorf("container %s: network: %w", r.Name, err)
+	}
+	if err := e.refreshPodPid(r); err != nil {
+		e.startFailed(r, err)
+		return nil, fmt.Errorf("container %s: %w", r.Name, err)
+	}
 	mpid, pid, err := monitor.Spawn(ctx, e.cfg.MonitorPath, monitor.Config{
 		ID: r.ID, Bundle: r.Bundle, Dir: r.Dir,
 		RuntimePath: r.RuntimePath, RuntimeRoot: r.RuntimeRoot, RuntimeArgs: r.RuntimeArgs,
@@ -284,6 +294,7 @@ func (e *Engine) endRun(r *store.Record, st api.ContainerState) {
 		e.log.Warn("runtime delete after exit", "id", r.ID, "err", err)
 	}
 	e.unmountRootfs(r)
+	e.disconnect(r)
 	st.RestartCount = r.State.RestartCount
 	r.State = st
 	if err := e.db.Put(r); err != nil {
@@ -630,6 +641,8 @@ func (e *Engine) remove(r *store.Record) error {
 		e.log.Warn("runtime delete", "id", r.ID, "err", err)
 	}
 	e.unmountRootfs(r)
+	e.disconnect(r)
+	e.db.ReleaseOwner(r.ID)
 	if err := os.RemoveAll(r.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("container %s: removing %s: %w", r.Name, r.Dir, err)
 	}
@@ -639,6 +652,9 @@ func (e *Engine) remove(r *store.Record) error {
 	e.mu.Lock()
 	delete(e.locks, r.ID)
 	e.mu.Unlock()
+	if r.Network != "" && r.Config.Pod == "" {
+		e.refreshHosts(r.Network)
+	}
 	e.emit("container", "destroy", r.ID, r.Name, nil)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/warren-runtime/warren/api"
 	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/monitor"
+	"github.com/warren-runtime/warren/internal/network"
 	"github.com/warren-runtime/warren/internal/ociruntime"
 	"github.com/warren-runtime/warren/internal/store"
 )
@@ -27,6 +28,16 @@ func (e *Engine) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Networks first (after a reboot their bridges and rules are gone),
+	// then pods (their pins), then containers.
+	if ns, err := e.db.Networks(); err == nil {
+		for _, n := range ns {
+			if err := network.Setup(toNetwork(n)); err != nil {
+				e.log.Error("recovery: network", "network", n.Name, "err", err)
+			}
+		}
+	}
+	e.recoverPods(ctx)
 	known := map[string]bool{}
 	for _, r := range rs {
 		known[r.ID] = true
@@ -35,7 +46,45 @@ func (e *Engine) Recover(ctx context.Context) error {
 		}
 	}
 	e.sweep(ctx, known)
+	e.sweepNetwork()
 	return nil
+}
+
+// sweepNetwork removes endpoints (veths and their rules) and named
+// network namespaces that no running container or pod owns: a daemon
+// killed between attaching and recording cannot leave them behind.
+func (e *Engine) sweepNetwork() {
+	owners := map[string]bool{}
+	netns := map[string]bool{}
+	if rs, err := e.db.List(); err == nil {
+		for _, r := range rs {
+			if r.Netns != "" && (r.State.Status == api.StateRunning || r.State.Status == api.StatePaused) {
+				owners[r.ID] = true
+				netns[filepath.Base(r.Netns)] = true
+			}
+		}
+	}
+	if ps, err := e.db.Pods(); err == nil {
+		for _, p := range ps {
+			owners[p.ID] = true
+			netns[netnsName("pod", p.Name)] = true
+		}
+	}
+	if rules, err := network.EndpointRules(); err == nil {
+		for id := range rules {
+			if !owners[id] {
+				e.log.Info("recovery: removing a network endpoint no container or pod owns", "id", id)
+				network.Detach(&network.Endpoint{ID: id})
+			}
+		}
+	}
+	ents, _ := os.ReadDir(e.cfg.NetnsDir)
+	for _, ent := range ents {
+		if strings.HasPrefix(ent.Name(), netnsPrefix) && !netns[ent.Name()] {
+			e.log.Info("recovery: removing a network namespace no container or pod owns", "netns", ent.Name())
+			network.DeleteNetns(e.cfg.NetnsDir, ent.Name())
+		}
+	}
 }
 
 // recoverOne returns the exit status of a container that ended while no

@@ -130,7 +130,7 @@ func (e *Engine) buildSpec(r *store.Record, imgCfg *v1.ConfigFile, rootfs string
 	for _, ns := range spec.Linux.Namespaces {
 		mode := modes[ns.Type]
 		switch {
-		case mode == "host":
+		case mode == "host", nsPaths[ns.Type] == "host":
 			continue
 		case nsPaths[ns.Type] != "":
 			ns.Path = nsPaths[ns.Type]
@@ -161,6 +161,16 @@ func (e *Engine) buildSpec(r *store.Record, imgCfg *v1.ConfigFile, rootfs string
 		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.UsernsStart, Size: size}}
 		spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.UsernsStart, Size: size}}
+	}
+
+	// The network's hosts and resolv.conf, when it has them.
+	for _, f := range [][2]string{{hostsFile, "/etc/hosts"}, {resolvConfFile, "/etc/resolv.conf"}} {
+		if _, err := os.Stat(filepath.Join(r.Dir, f[0])); err == nil {
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: f[1], Type: "bind", Source: filepath.Join(r.Dir, f[0]), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
+		}
+	}
+	if c.Pod != "" {
+		spec.Hostname = "" // the pod's UTS namespace has its name
 	}
 
 	// Mounts: volumes and bind mounts.

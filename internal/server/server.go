@@ -65,6 +65,15 @@ func New(e *engine.Engine, log *slog.Logger, version string) *Server {
 	h("GET /containers/{id}/top", s.top)
 	h("POST /containers/{id}/attach", s.attach)
 	h("POST /containers/{id}/exec", s.exec)
+	h("GET /networks", s.listNetworks)
+	h("POST /networks", s.createNetwork)
+	h("GET /networks/{name}", s.inspectNetwork)
+	h("DELETE /networks/{name}", s.removeNetwork)
+	h("GET /pods", s.listPods)
+	h("POST /pods", s.createPod)
+	h("GET /pods/{id}", s.inspectPod)
+	h("DELETE /pods/{id}", s.removePod)
+	h("POST /pods/{id}/stop", s.stopPod)
 	h("GET /images", s.listImages)
 	h("POST /images/pull", s.pull)
 	h("POST /images/import", s.importImage)
@@ -540,4 +549,76 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request) error {
 	}
 	send(api.ImageProgress{Result: img})
 	return nil
+}
+
+func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
+	ns, err := s.e.ListNetworks()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, ns)
+}
+
+func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
+	var cfg api.NetworkConfig
+	if err := decode(r, &cfg); err != nil {
+		return err
+	}
+	n, err := s.e.CreateNetwork(cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, n)
+}
+
+func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.e.InspectNetwork(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, n)
+}
+
+func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, s.e.RemoveNetwork(r.PathValue("name")))
+}
+
+func (s *Server) listPods(w http.ResponseWriter, r *http.Request) error {
+	ps, err := s.e.ListPods()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, ps)
+}
+
+func (s *Server) createPod(w http.ResponseWriter, r *http.Request) error {
+	var cfg api.PodConfig
+	if err := decode(r, &cfg); err != nil {
+		return err
+	}
+	p, err := s.e.CreatePod(detached(r), cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, p)
+}
+
+func (s *Server) inspectPod(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.e.InspectPod(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, p)
+}
+
+func (s *Server) removePod(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, s.e.RemovePod(detached(r), r.PathValue("id"), boolQuery(r, "force")))
+}
+
+func (s *Server) stopPod(w http.ResponseWriter, r *http.Request) error {
+	t, err := timeoutQuery(r)
+	if err != nil {
+		return err
+	}
+	return noContent(w, s.e.StopPod(detached(r), r.PathValue("id"), t))
 }

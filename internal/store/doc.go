@@ -11,6 +11,12 @@
 //	                                   transaction that creates the record
 //	userns       range start (decimal) -> id   host uid/gid ranges handed
 //	                                   to --userns auto containers
+//	networks     name -> NetworkRecord JSON     bridge networks
+//	leases       network "/" address -> owner id (container or pod): IPAM,
+//	                                   allocated in one transaction with
+//	                                   the choice, freed on removal
+//	pods         id -> PodRecord JSON
+//	podnames     name -> pod id
 //
 // The record's State.Status is the intent log of a container: "creating"
 // (rootfs and bundle being made; recovery removes it), "starting" (a

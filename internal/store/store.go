@@ -40,6 +40,12 @@ type Record struct {
 	CgroupsPath string   `json:"cgroupsPath"`
 	// UsernsStart is the first host id of its --userns auto range (0: none).
 	UsernsStart uint32 `json:"usernsStart,omitempty"`
+	// Netns is its own pinned network namespace on a bridge network
+	// (made at each start, removed at each exit); "" for other modes and
+	// for pod members, whose namespace is the pod's.
+	Netns string `json:"netns,omitempty"`
+	// Infra marks a pod's infra container (no image: a pause process).
+	Infra bool `json:"infra,omitempty"`
 }
 
 // Store is the open database.
@@ -55,7 +61,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketContainers, bucketNames, bucketUserns} {
+		for _, b := range [][]byte{bucketMeta, bucketContainers, bucketNames, bucketUserns, bucketNetworks, bucketLeases, bucketPods, bucketPodNames} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
