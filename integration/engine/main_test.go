@@ -245,6 +245,9 @@ func (d *daemon) start() {
 				if err := syscall.Mount(fmt.Sprintf("/proc/%d/ns/net", d.cmd.Process.Pid), d.netns, "", syscall.MS_BIND, ""); err != nil {
 					d.t.Fatalf("pinning the daemon's network namespace: %v", err)
 				}
+				if out, err := d.inNet("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+					d.t.Fatalf("lo up in the daemon's namespace: %v: %s", err, out)
+				}
 			}
 			return
 		}

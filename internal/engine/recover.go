@@ -38,6 +38,9 @@ func (e *Engine) Recover(ctx context.Context) error {
 		}
 	}
 	e.recoverPods(ctx)
+	// Before any restart a policy schedules below makes a namespace the
+	// sweep would not know.
+	e.sweepNetwork()
 	known := map[string]bool{}
 	for _, r := range rs {
 		known[r.ID] = true
@@ -46,7 +49,6 @@ func (e *Engine) Recover(ctx context.Context) error {
 		}
 	}
 	e.sweep(ctx, known)
-	e.sweepNetwork()
 	return nil
 }
 
@@ -58,7 +60,7 @@ func (e *Engine) sweepNetwork() {
 	netns := map[string]bool{}
 	if rs, err := e.db.List(); err == nil {
 		for _, r := range rs {
-			if r.Netns != "" && (r.State.Status == api.StateRunning || r.State.Status == api.StatePaused) {
+			if r.Netns != "" && (r.State.Status == api.StateRunning || r.State.Status == api.StatePaused || r.State.Status == api.StateStarting) {
 				owners[r.ID] = true
 				netns[filepath.Base(r.Netns)] = true
 			}

@@ -156,6 +156,17 @@ func (e *Engine) buildSpec(r *store.Record, imgCfg *v1.ConfigFile, rootfs string
 		// anyway; keep /dev/shm private to the container.
 		spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev/mqueue" })
 	}
+	if r.UsernsStart != 0 && nsPaths[specs.NetworkNamespace] != "" {
+		// A network namespace the engine made belongs to the initial
+		// user namespace; sysfs cannot be mounted for it from the
+		// container's: bind the host's read-only instead.
+		for i := range spec.Mounts {
+			if spec.Mounts[i].Destination == "/sys" {
+				spec.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+			}
+		}
+		spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
+	}
 	if r.UsernsStart != 0 {
 		size := e.cfg.UsernsSize
 		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})

@@ -29,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -299,12 +302,41 @@ __attribute__((constructor)) static void nsexec(void)
 		if (fds[i] < 0)
 			nsx_bail("open %s namespace %s", nsname(types[i]), path);
 	}
-	for (uint32_t i = 0; i < njoins; i++) {
-		/* setns checks the fd is a namespace of that type: a path that is
-		 * not one fails here with EINVAL instead of joining something else. */
-		if (setns(fds[i], (int)types[i]) < 0)
-			nsx_bail("join %s namespace", nsname(types[i]));
-		close(fds[i]);
+	/* The user namespace is joined first (its capabilities are what lets
+	 * an unprivileged caller join the rest), except for a namespace that
+	 * user namespace does not own: a network namespace an engine made
+	 * (owned by the initial user namespace) can only be joined with the
+	 * caller's own privileges, before they are traded for the container's.
+	 * So: those first, then the user namespace, then the others. */
+	int userfd = -1;
+	struct stat userst;
+	for (uint32_t i = 0; i < njoins; i++)
+		if (types[i] == CLONE_NEWUSER && fstat(fds[i], &userst) == 0)
+			userfd = fds[i];
+	for (int pass = 0; pass < 3; pass++) {
+		for (uint32_t i = 0; i < njoins; i++) {
+			if (fds[i] < 0)
+				continue;
+			int is_user = types[i] == CLONE_NEWUSER;
+			int foreign = 0;
+			if (userfd >= 0 && !is_user) {
+				int owner = ioctl(fds[i], NS_GET_USERNS);
+				struct stat ost;
+				if (owner >= 0) {
+					foreign = fstat(owner, &ost) == 0 && (ost.st_ino != userst.st_ino || ost.st_dev != userst.st_dev);
+					close(owner);
+				}
+			}
+			if ((pass == 0 && !foreign) || (pass == 1 && !is_user) || (pass == 2 && (is_user || foreign)))
+				continue;
+			/* setns checks the fd is a namespace of that type: a path that
+			 * is not one fails here with EINVAL instead of joining
+			 * something else. */
+			if (setns(fds[i], (int)types[i]) < 0)
+				nsx_bail("join %s namespace", nsname(types[i]));
+			close(fds[i]);
+			fds[i] = -1;
+		}
 	}
 
 	if (cloneflags != 0 && unshare((int)cloneflags) < 0)
