@@ -242,10 +242,10 @@ class Warren:
         return f"{'; '.join(v)}; monitor {self.bin['warren-monitor']}"
 
     def run_true(self):
-        sh(*self.ctl("run", "--rm", "-l", LABEL, self.image, "true"))
+        sh(*self.ctl("run", "--rm", "--network", "none", "-l", LABEL, self.image, "true"))
 
     def run_sleeper(self):
-        i = sh(*self.ctl("run", "-d", "-l", LABEL, self.image, "sleep", "3600"), out=True).strip()
+        i = sh(*self.ctl("run", "-d", "--network", "none", "-l", LABEL, self.image, "sleep", "3600"), out=True).strip()
         self.ids.append(i)
 
     def monitors(self):
