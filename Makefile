@@ -75,7 +75,7 @@ fuzz:
 .PHONY: test-vm
 test-vm: warren testinit
 	CGO_ENABLED=0 $(GO) test -c -o _build/vm/integration.test ./integration
-	./scripts/vm/run-tests.sh -w $(BIN)/warren -t $(BIN)/testinit -T 480 \
+	./scripts/vm/run-tests.sh -w $(BIN)/warren -t $(BIN)/testinit -T 720 \
 		-e WARREN_FAULT_ROUNDS=10 -e WARREN_CONCURRENT_IDS=12 \
 		-g /,/system.slice/warren-tests.service _build/vm/integration.test
 
@@ -108,3 +108,14 @@ bench-images: warrenctl
 .PHONY: bench-engine
 bench-engine: warren warrenctl warrend warren-monitor
 	python3 bench/engine.py $(BIN)
+
+# warren's bridge networking next to the CNI reference plugins (bridge,
+# host-local, portmap, loopback from containernetworking-plugins), per
+# container setup + teardown x100 and the growth to 200 kept (bench/netbench),
+# then 200 pods on one bridge through warrend: create, reach, rm, nothing
+# left. All inside a private network namespace (unshare --net); the host's
+# network is never touched (NETBENCH_N, NETBENCH_PODS...; bench/network.py).
+.PHONY: bench-network
+bench-network: warren warrenctl warrend warren-monitor
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -o _build/netbench ./bench/netbench
+	python3 bench/network.py $(BIN) _build/netbench

@@ -66,6 +66,11 @@ func noTraces(t *testing.T, d *daemon, ids ...string) {
 			}
 		}
 	}
+	for _, p := range d.podIDs {
+		if left, _ := filepath.Glob("/sys/fs/cgroup/*/warren/pod-" + p[:12]); len(left) > 0 {
+			t.Errorf("pod cgroups left: %v", left)
+		}
+	}
 	for _, pid := range monitors(t, d) {
 		t.Errorf("monitor %d left", pid)
 	}

@@ -161,8 +161,9 @@ type daemon struct {
 	extra   []string
 	env     []string
 	cmd     *exec.Cmd
-	netns   string // the daemon's network namespace, pinned
-	aux     string // outside root: the daemon's netns pin and its --netns-dir
+	netns   string   // the daemon's network namespace, pinned
+	aux     string   // outside root: the daemon's netns pin and its --netns-dir
+	podIDs  []string // pods made through ctl (their cgroups are checked)
 	logs    *bytes.Buffer
 	exited  chan struct{}
 }
@@ -353,7 +354,14 @@ func (d *daemon) ctlIn(stdin io.Reader, args ...string) result {
 	return r
 }
 
-func (d *daemon) ctl(args ...string) result { d.t.Helper(); return d.ctlIn(nil, args...) }
+func (d *daemon) ctl(args ...string) result {
+	d.t.Helper()
+	r := d.ctlIn(nil, args...)
+	if len(args) > 1 && args[0] == "pod" && args[1] == "create" && r.code == 0 {
+		d.podIDs = append(d.podIDs, strings.TrimSpace(r.stdout))
+	}
+	return r
+}
 
 func (d *daemon) ctlOK(args ...string) string {
 	d.t.Helper()

@@ -103,6 +103,16 @@ func TestPodsAndNetworks(t *testing.T) {
 		if r := get("p2", v6); r.stdout != "hello-p1\n" {
 			t.Errorf("p2 -> p1 by IPv6: %d %q %q", r.code, r.stdout, r.stderr)
 		}
+		// A pod made later is known to running members at once (the
+		// pod's hosts file is rewritten in place).
+		d.ctlOK("pod", "create", "--name", "late", "--network", "net1")
+		if h := d.ctlOK("exec", "web", "cat", "/etc/hosts"); !strings.Contains(h, "\tlate") && !strings.Contains(h, " late") {
+			t.Errorf("a running member does not know a later pod:\n%s", h)
+		}
+		d.ctlOK("pod", "rm", "late")
+		if h := d.ctlOK("exec", "web", "cat", "/etc/hosts"); strings.Contains(h, "late") {
+			t.Errorf("a removed pod is still in a member's hosts:\n%s", h)
+		}
 		// Members of one pod share localhost and the pod's host name.
 		if r := get("p1", "127.0.0.1"); r.stdout != "hello-p1\n" {
 			t.Errorf("localhost in p1: %d %q %q", r.code, r.stdout, r.stderr)

@@ -146,15 +146,6 @@ func (e *Engine) Create(cfg api.ContainerConfig) (*api.CreateResponse, error) {
 			return fail(err)
 		}
 	}
-	if pod != nil && pod.Dir != "" {
-		for _, f := range []string{hostsFile, resolvConfFile} {
-			if b, err := os.ReadFile(filepath.Join(pod.Dir, f)); err == nil {
-				// A copy: the pod's file is refreshed in place; members
-				// get theirs refreshed with it (refreshHosts).
-				os.WriteFile(filepath.Join(r.Dir, f), b, 0o644)
-			}
-		}
-	}
 	rootfs, err := e.mountRootfs(r, img)
 	if err != nil {
 		return fail(err)

@@ -358,51 +358,67 @@ func writeInPlace(path string, b []byte) error {
 	return f.Truncate(int64(len(b)))
 }
 
-// peersOn lists the names and addresses of everything with a lease on
-// network (containers by name, pods by name), but self.
-func (e *Engine) peersOn(netName, self string) map[string][]netip.Addr {
+// netMembers returns, for network, every owner's name and addresses
+// (containers and pods with a lease), read once.
+func (e *Engine) netMembers(netName string) (names map[string]string, addrs map[string][]netip.Addr) {
 	ls, _ := e.db.Leases(netName)
-	names := map[string]string{}
+	names, addrs = map[string]string{}, map[string][]netip.Addr{}
+	all := map[string]string{}
 	if rs, err := e.db.List(); err == nil {
 		for _, r := range rs {
-			names[r.ID] = r.Name
+			all[r.ID] = r.Name
 		}
 	}
 	if ps, err := e.db.Pods(); err == nil {
 		for _, p := range ps {
-			names[p.ID] = p.Name
+			all[p.ID] = p.Name
 		}
 	}
-	peers := map[string][]netip.Addr{}
 	for _, l := range ls {
-		if l.Owner == self || names[l.Owner] == "" {
-			continue
+		if n := all[l.Owner]; n != "" {
+			names[l.Owner] = n
+			addrs[l.Owner] = append(addrs[l.Owner], l.Addr)
 		}
-		peers[names[l.Owner]] = append(peers[names[l.Owner]], l.Addr)
+	}
+	return names, addrs
+}
+
+// peersOf is every member of the network but self, by name.
+func peersOf(names map[string]string, addrs map[string][]netip.Addr, self string) map[string][]netip.Addr {
+	peers := make(map[string][]netip.Addr, len(names))
+	for id, n := range names {
+		if id != self {
+			peers[n] = append(peers[n], addrs[id]...)
+		}
 	}
 	return peers
 }
 
+// peersOn lists the names and addresses of everything with a lease on
+// network (containers by name, pods by name), but self.
+func (e *Engine) peersOn(netName, self string) map[string][]netip.Addr {
+	names, addrs := e.netMembers(netName)
+	return peersOf(names, addrs, self)
+}
+
 // refreshHosts rewrites the hosts files of every container and pod on
-// network, so names resolve as members come and go.
+// network, so names resolve as members come and go. The store is read
+// once per call (not once per member: with 200 pods that made each pod
+// create five times slower than the first).
 func (e *Engine) refreshHosts(netName string) {
-	ls, _ := e.db.Leases(netName)
-	owners := map[string]bool{}
-	for _, l := range ls {
-		owners[l.Owner] = true
-	}
+	names, addrs := e.netMembers(netName)
 	rs, _ := e.db.List()
 	for _, r := range rs {
-		if r.Network == netName && owners[r.ID] && r.Config.Pod == "" {
-			if err := writeNetFiles(r.Dir, r.Name, r.Addresses, e.peersOn(netName, r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if _, ok := names[r.ID]; ok && r.Network == netName && r.Config.Pod == "" {
+			if err := writeNetFiles(r.Dir, r.Name, r.Addresses, peersOf(names, addrs, r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				e.log.Warn("hosts file", "id", r.ID, "err", err)
 			}
 		}
 	}
 	ps, _ := e.db.Pods()
 	for _, p := range ps {
-		if p.Config.Network == netName || (p.Config.Network == "" && netName == DefaultNetwork) {
-			writeNetFiles(p.Dir, p.Name, p.Addresses, e.peersOn(netName, p.ID))
+		if _, ok := names[p.ID]; ok {
+			writeNetFiles(p.Dir, p.Name, p.Addresses, peersOf(names, addrs, p.ID))
 		}
 	}
 }

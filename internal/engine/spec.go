@@ -174,10 +174,18 @@ func (e *Engine) buildSpec(r *store.Record, imgCfg *v1.ConfigFile, rootfs string
 		spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.UsernsStart, Size: size}}
 	}
 
-	// The network's hosts and resolv.conf, when it has them.
+	// The network's hosts and resolv.conf, when it has them: the
+	// container's own, or a pod member's pod's (the same files for every
+	// member, rewritten in place as the network's members change).
+	netDir := r.Dir
+	if c.Pod != "" {
+		if p, err := e.db.Pod(c.Pod); err == nil {
+			netDir = p.Dir
+		}
+	}
 	for _, f := range [][2]string{{hostsFile, "/etc/hosts"}, {resolvConfFile, "/etc/resolv.conf"}} {
-		if _, err := os.Stat(filepath.Join(r.Dir, f[0])); err == nil {
-			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: f[1], Type: "bind", Source: filepath.Join(r.Dir, f[0]), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
+		if _, err := os.Stat(filepath.Join(netDir, f[0])); err == nil {
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: f[1], Type: "bind", Source: filepath.Join(netDir, f[0]), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
 		}
 	}
 	if c.Pod != "" {

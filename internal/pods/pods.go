@@ -236,14 +236,22 @@ func enableControllers(dir string) error {
 	return nil
 }
 
-// RemoveCgroup removes the pod's cgroup (empty once its members are gone).
+// RemoveCgroup removes the pod's cgroup (empty once its members are
+// gone) from every hierarchy: on v1 the members' runtimes made the pod's
+// directory in each controller they use, not only in the three the
+// limits need.
 func RemoveCgroup(path string) error {
 	var dirs []string
 	if unified() {
 		dirs = []string{filepath.Join(cgroupRoot, path)}
 	} else {
-		for _, c := range []string{"memory", "cpu", "pids"} {
-			dirs = append(dirs, filepath.Join(cgroupRoot, c, path))
+		ents, _ := os.ReadDir(cgroupRoot)
+		for _, e := range ents {
+			// Co-mounted controllers appear twice (cpu -> cpu,cpuacct):
+			// once through the symlink, once as the directory.
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), path))
+			}
 		}
 	}
 	var errs []error
