@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -83,7 +84,7 @@ func TestPodsAndNetworks(t *testing.T) {
 			t.Errorf("an overlapping subnet: %d %q", r.code, r.stderr)
 		}
 		d.ctlOK("pod", "create", "--name", "p1", "--network", "net1", "-p", "18080:8080")
-		d.ctlOK("pod", "create", "--name", "p2", "--network", "net1")
+		d.ctlOK("pod", "create", "--name", "p2", "--network", "net1", "-m", "64m", "--pids-limit", "40")
 		d.ctlOK("pod", "create", "--name", "p3", "--network", "net2")
 		d.ctlOK("pod", "create", "--name", "p4", "--network", "none")
 		d.ctlOK("pod", "create", "--name", "sp", "--network", "net2", "--share-pid")
@@ -103,6 +104,22 @@ func TestPodsAndNetworks(t *testing.T) {
 		if r := get("p2", v6); r.stdout != "hello-p1\n" {
 			t.Errorf("p2 -> p1 by IPv6: %d %q %q", r.code, r.stdout, r.stderr)
 		}
+		// p2's limits bound its members: their cgroups are below the
+		// pod's, which has the limits.
+		p2 := podOf(t, d, "p2")
+		d.ctlOK("run", "-d", "--pod", "p2", "--name", "p2member", "busybox", "sleep", "60")
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", inspect(t, d, "p2member").State.Pid))
+		if !strings.Contains(string(cg), "/warren/pod-"+p2.ID[:12]+"/") {
+			t.Errorf("a member's cgroups are not below its pod's:\n%s", cg)
+		}
+		for file, want := range map[string]string{"memory/warren/pod-" + p2.ID[:12] + "/memory.limit_in_bytes": "67108864", "pids/warren/pod-" + p2.ID[:12] + "/pids.max": "40"} {
+			if b, err := os.ReadFile("/sys/fs/cgroup/" + file); err == nil && strings.TrimSpace(string(b)) != want {
+				t.Errorf("%s = %s, want %s", file, b, want)
+			} else if err != nil {
+				t.Logf("%s: %v (cgroup v2 host?)", file, err)
+			}
+		}
+		d.ctlOK("rm", "-f", "p2member")
 		// A pod made later is known to running members at once (the
 		// pod's hosts file is rewritten in place).
 		d.ctlOK("pod", "create", "--name", "late", "--network", "net1")
