@@ -36,7 +36,7 @@ func main() {
 		cli.StringFlag{Name: "tls-cert", EnvVar: "WARREN_TLS_CERT", Usage: "client certificate for tcp://"},
 		cli.StringFlag{Name: "tls-key", EnvVar: "WARREN_TLS_KEY", Usage: "client key for tcp://"},
 		cli.StringFlag{Name: "tls-ca", EnvVar: "WARREN_TLS_CA", Usage: "CA of warrend's certificate for tcp://"},
-		cli.StringFlag{Name: "root", Value: images.DefaultRoot, Usage: "the store `image` subcommands work on directly"},
+		cli.StringFlag{Name: "root", Value: images.DefaultRoot, Usage: "the store the image subcommands work on directly"},
 	}
 	app.Commands = append(containerCommands, networkCommand, podCommand, imageCommand)
 	if err := app.Run(os.Args); err != nil {
