@@ -612,8 +612,10 @@ func TestMonitorOutlivesSpawner(t *testing.T) {
 	if !alive(mpid) {
 		t.Fatalf("monitor %d died of SIGTERM/SIGINT/SIGHUP/SIGPIPE", mpid)
 	}
-	c.start()
+	// Dialled before the start: the container reads the attach's
+	// "go" and exits at once, and its monitor with it.
 	waiter := c.dial()
+	c.start()
 	done := make(chan ExitStatus, 1)
 	go func() { done <- c.wait(waiter) }()
 	r := <-attachDone
