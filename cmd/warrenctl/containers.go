@@ -88,13 +88,11 @@ func containerConfig(c *cli.Context) (api.ContainerConfig, error) {
 		cfg.Cmd = args
 	}
 	cfg.Pod = c.String("pod")
-	for _, p := range c.StringSlice("publish") {
-		m, err := parsePort(p)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Ports = append(cfg.Ports, m)
+	ports, err := portFlags(c)
+	if err != nil {
+		return cfg, err
 	}
+	cfg.Ports = ports
 	if c.IsSet("entrypoint") {
 		cfg.Entrypoint = []string{c.String("entrypoint")}
 	}
@@ -105,21 +103,9 @@ func containerConfig(c *cli.Context) (api.ContainerConfig, error) {
 		}
 		cfg.Mounts = append(cfg.Mounts, m)
 	}
-	if v := c.String("memory"); v != "" {
-		n, err := parseBytes(v)
-		if err != nil {
-			return cfg, fmt.Errorf("--memory: %w", err)
-		}
-		cfg.Resources.Memory = n
+	if cfg.Resources, err = resourceFlags(c); err != nil {
+		return cfg, err
 	}
-	if v := c.String("cpus"); v != "" {
-		n, err := parseCPUs(v)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Resources.NanoCPUs = n
-	}
-	cfg.Resources.PidsLimit = c.Int64("pids-limit")
 	if v := c.String("restart"); v != "" {
 		p, err := parseRestart(v)
 		if err != nil {
@@ -215,9 +201,6 @@ func runContainer(c *cli.Context) error {
 	cfg, err := containerConfig(c)
 	if err != nil {
 		return err
-	}
-	if c.Bool("detach") && cfg.AutoRemove && cfg.Tty && cfg.OpenStdin {
-		// fine: docker allows it too
 	}
 	cl, err := apiClient(c)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/urfave/cli"
+
 	"github.com/warren-runtime/warren/api"
 )
 
@@ -173,4 +175,38 @@ func parsePort(s string) (api.PortMapping, error) {
 		}
 	}
 	return m, nil
+}
+
+// portFlags reads the repeated -p of run, create and pod create.
+func portFlags(c *cli.Context) ([]api.PortMapping, error) {
+	var ports []api.PortMapping
+	for _, p := range c.StringSlice("publish") {
+		m, err := parsePort(p)
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, m)
+	}
+	return ports, nil
+}
+
+// resourceFlags reads -m, --cpus and --pids-limit of run, create and pod
+// create.
+func resourceFlags(c *cli.Context) (api.Resources, error) {
+	r := api.Resources{PidsLimit: c.Int64("pids-limit")}
+	if v := c.String("memory"); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return r, fmt.Errorf("--memory: %w", err)
+		}
+		r.Memory = n
+	}
+	if v := c.String("cpus"); v != "" {
+		n, err := parseCPUs(v)
+		if err != nil {
+			return r, err
+		}
+		r.NanoCPUs = n
+	}
+	return r, nil
 }

@@ -131,27 +131,13 @@ func printJSON(v any) error {
 
 func createPod(c *cli.Context) error {
 	cfg := api.PodConfig{Name: c.String("name"), SharePid: c.Bool("share-pid"), Network: c.String("network"),
-		Hostname: c.String("hostname"), Resources: api.Resources{PidsLimit: c.Int64("pids-limit")}}
-	for _, p := range c.StringSlice("publish") {
-		m, err := parsePort(p)
-		if err != nil {
-			return err
-		}
-		cfg.Ports = append(cfg.Ports, m)
+		Hostname: c.String("hostname")}
+	var err error
+	if cfg.Ports, err = portFlags(c); err != nil {
+		return err
 	}
-	if v := c.String("memory"); v != "" {
-		n, err := parseBytes(v)
-		if err != nil {
-			return fmt.Errorf("--memory: %w", err)
-		}
-		cfg.Resources.Memory = n
-	}
-	if v := c.String("cpus"); v != "" {
-		n, err := parseCPUs(v)
-		if err != nil {
-			return err
-		}
-		cfg.Resources.NanoCPUs = n
+	if cfg.Resources, err = resourceFlags(c); err != nil {
+		return err
 	}
 	cl, err := apiClient(c)
 	if err != nil {

@@ -107,7 +107,7 @@ func run() error {
 		*mon = besideOrPath("warren-monitor")
 	}
 	e, err := engine.New(engine.Config{Root: *root, RunRoot: *runRoot, MonitorPath: *mon, Runtimes: rts,
-		DefaultRuntime: *def, NetnsDir: *netnsDir, LogMaxSize: *logMax, LogMaxFiles: *logFiles, Logger: log, Version: version})
+		DefaultRuntime: *def, NetnsDir: *netnsDir, LogMaxSize: *logMax, LogMaxFiles: *logFiles, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,6 @@ type Config struct {
 	// --userns auto (default 2000000000 + n*65536, 1000 ranges).
 	UsernsBase, UsernsSize, UsernsCount uint32
 	Logger                              *slog.Logger
-	Version                             string
 }
 
 // Engine is the running engine.
@@ -176,9 +175,6 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	return e.db.Close()
 }
-
-// Images is the engine's image store.
-func (e *Engine) Images() *images.Store { return e.images }
 
 func runtimeNames(m map[string]RuntimeConfig) []string {
 	var n []string

@@ -160,7 +160,13 @@ func (e *Engine) execTty(ctx context.Context, rt *ociruntime.Runtime, id string,
 			return
 		}
 		defer c.Close()
-		f, err := recvFd(c)
+		cf, err := c.File()
+		if err != nil {
+			masterCh <- nil
+			return
+		}
+		defer cf.Close()
+		f, err := monitor.RecvConsole(cf)
 		if err != nil {
 			masterCh <- nil
 			return
@@ -266,28 +272,4 @@ func (e *Engine) Logs(ctx context.Context, ref string, tail int, follow bool, fn
 	return monitor.ReadLogs(ctx, r.Dir, tail, follow, stop, func(l monitor.LogEntry) error {
 		return fn(api.LogLine{Time: l.Time, Stream: l.Stream, Log: l.Log})
 	})
-}
-
-// recvFd receives the pty master a runtime sends on --console-socket
-// (one fd in SCM_RIGHTS).
-func recvFd(c *net.UnixConn) (*os.File, error) {
-	buf := make([]byte, 256)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("console socket: no control message")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		return nil, fmt.Errorf("console socket: expected one fd")
-	}
-	unix.CloseOnExec(fds[0])
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }

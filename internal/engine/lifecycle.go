@@ -21,15 +21,11 @@ import (
 // the runtime (and from then on owns its stdio and exit status), then the
 // runtime starts it. Starting a running container is a no-op.
 func (e *Engine) Start(ctx context.Context, ref string) error {
-	r, err := e.get(ref)
+	r, unlock, err := e.locked(ref)
 	if err != nil {
 		return err
 	}
-	unlock := e.lock(r.ID)
 	defer unlock()
-	if r, err = e.db.Get(r.ID); err != nil {
-		return err
-	}
 	e.cancelRestart(r.ID)
 	_, err = e.start(ctx, r, nil)
 	return err
@@ -39,13 +35,8 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 // to its streams before its process runs (nothing it writes is missed)
 // and returns how it ended.
 func (e *Engine) StartAttached(ctx context.Context, ref string, s Stdio) (*api.WaitResponse, error) {
-	r, err := e.get(ref)
+	r, unlock, err := e.locked(ref)
 	if err != nil {
-		return nil, err
-	}
-	unlock := e.lock(r.ID)
-	if r, err = e.db.Get(r.ID); err != nil {
-		unlock()
 		return nil, err
 	}
 	if r.State.Status == api.StateRunning || r.State.Status == api.StatePaused {
@@ -104,8 +95,12 @@ func (e *Engine) start(ctx context.Context, r *store.Record, attach *Stdio) (<-c
 		}
 	}
 	rt := e.runtimeOf(r)
-	// What an earlier run left: the runtime's record, the monitor's files.
-	rt.Delete(ctx, r.ID, true)
+	// What an earlier run left: the runtime's record (normally deleted
+	// when that run ended: one runtime exec saved per start when it
+	// was), the monitor's files.
+	if _, err := os.Stat(filepath.Join(r.RuntimeRoot, r.ID)); err == nil {
+		rt.Delete(ctx, r.ID, true)
+	}
 	for _, f := range []string{"exit", "pid"} {
 		os.Remove(filepath.Join(r.Dir, f))
 	}
@@ -134,11 +129,9 @@ func (e *Engine) start(ctx context.Context, r *store.Record, attach *Stdio) (<-c
 		return nil, fmt.Errorf("container %s: %w", r.Name, err)
 	}
 	fault("start:spawned")
+	// Recorded with "running" below, not now: recovery of a "starting"
+	// record asks the monitor and the runtime, not the record.
 	r.State.Pid, r.State.MonitorPid = pid, mpid
-	if err := e.db.Put(r); err != nil {
-		rt.Delete(ctx, r.ID, true)
-		return nil, err
-	}
 	conn, err := monitor.Dial(r.Dir)
 	if err != nil {
 		rt.Delete(ctx, r.ID, true)
@@ -373,16 +366,11 @@ func (e *Engine) cancelRestart(id string) {
 // Stop sends the container's stop signal (its own, the image's, else
 // SIGTERM), waits up to timeout for it to exit, then kills it.
 func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
-	r, err := e.get(ref)
+	r, unlock, err := e.locked(ref)
 	if err != nil {
 		return err
 	}
 	e.cancelRestart(r.ID)
-	unlock := e.lock(r.ID)
-	if r, err = e.db.Get(r.ID); err != nil {
-		unlock()
-		return err
-	}
 	if r.State.Status != api.StateRunning && r.State.Status != api.StatePaused {
 		if r.State.Status == api.StateExited && !r.State.StoppedByUser {
 			r.State.StoppedByUser = true
@@ -464,15 +452,11 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if _, err := parseSignal(sig); err != nil {
 		return err
 	}
-	r, err := e.get(ref)
+	r, unlock, err := e.locked(ref)
 	if err != nil {
 		return err
 	}
-	unlock := e.lock(r.ID)
 	defer unlock()
-	if r, err = e.db.Get(r.ID); err != nil {
-		return err
-	}
 	if r.State.Status != api.StateRunning && r.State.Status != api.StatePaused {
 		return fmt.Errorf("container %s is not running (%s): %w", r.Name, r.State.Status, errdefs.ErrState)
 	}
@@ -497,15 +481,11 @@ func (e *Engine) Pause(ctx context.Context, ref string) error { return e.freeze(
 func (e *Engine) Unpause(ctx context.Context, ref string) error { return e.freeze(ctx, ref, false) }
 
 func (e *Engine) freeze(ctx context.Context, ref string, pause bool) error {
-	r, err := e.get(ref)
+	r, unlock, err := e.locked(ref)
 	if err != nil {
 		return err
 	}
-	unlock := e.lock(r.ID)
 	defer unlock()
-	if r, err = e.db.Get(r.ID); err != nil {
-		return err
-	}
 	want, to, action := api.StateRunning, api.StatePaused, "pause"
 	if !pause {
 		want, to, action = api.StatePaused, api.StateRunning, "unpause"
@@ -582,16 +562,11 @@ func (e *Engine) lastExit(r *store.Record) *api.WaitResponse {
 
 // Remove deletes a container: with force a running one is killed first.
 func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
-	r, err := e.get(ref)
+	r, unlock, err := e.locked(ref)
 	if err != nil {
 		return err
 	}
 	e.cancelRestart(r.ID)
-	unlock := e.lock(r.ID)
-	if r, err = e.db.Get(r.ID); err != nil {
-		unlock()
-		return err
-	}
 	switch r.State.Status {
 	case api.StateRunning, api.StatePaused, api.StateStarting:
 		if !force {
@@ -657,4 +632,20 @@ func (e *Engine) remove(r *store.Record) error {
 	}
 	e.emit("container", "destroy", r.ID, r.Name, nil)
 	return nil
+}
+
+// locked resolves a reference, takes the container's lock and reads its
+// record under it (a request waiting for the lock sees what the one
+// before it left).
+func (e *Engine) locked(ref string) (*store.Record, func(), error) {
+	r, err := e.get(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock := e.lock(r.ID)
+	if r, err = e.db.Get(r.ID); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return r, unlock, nil
 }

@@ -409,7 +409,7 @@ func receiveMaster(l *os.File) consoleResult {
 		return consoleResult{err: err}
 	}
 	defer conn.Close()
-	master, err := recvFd(conn)
+	master, err := RecvConsole(conn)
 	return consoleResult{master: master, err: err}
 }
 

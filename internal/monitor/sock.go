@@ -130,11 +130,13 @@ func dialUnix(dir, name string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), p), nil
 }
 
-// recvFd receives one fd sent with SCM_RIGHTS (the runtime sends the pty
-// master over the console socket this way; the body is a name we ignore).
-// internal/linux has the same few lines, but importing it would link its
-// seccomp and mount code into every monitor.
-func recvFd(conn *os.File) (*os.File, error) {
+// RecvConsole receives the pty master a runtime sends on a console
+// socket (one fd with SCM_RIGHTS, close-on-exec from the start; the body
+// is a name we ignore) and checks it is a terminal before anyone relays
+// through it. The engine's terminal exec uses it too. internal/linux has
+// the same few lines, but importing it would link its seccomp (cgo) and
+// mount code into every monitor and into warrend.
+func RecvConsole(conn *os.File) (*os.File, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err

@@ -108,6 +108,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, code, api.ErrorResponse{Message: err.Error()})
 }
 
+// answer writes v with code, or passes err on: the shape of most
+// handlers, answer(w, 200)(s.e.Something(...)).
+func answer(w http.ResponseWriter, code int) func(v any, err error) error {
+	return func(v any, err error) error {
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, code, v)
+	}
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -137,11 +148,7 @@ func (s *Server) version_(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
-	in, err := s.e.Info()
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, in)
+	return answer(w, 200)(s.e.Info())
 }
 
 // streamJSON starts a JSON-lines answer and returns a function writing
@@ -188,11 +195,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.e.List(boolQuery(r, "all"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, cs)
+	return answer(w, 200)(s.e.List(boolQuery(r, "all")))
 }
 
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
@@ -200,19 +203,11 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &cfg); err != nil {
 		return err
 	}
-	resp, err := s.e.Create(cfg)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, resp)
+	return answer(w, http.StatusCreated)(s.e.Create(cfg))
 }
 
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.e.Inspect(r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, c)
+	return answer(w, 200)(s.e.Inspect(r.PathValue("id")))
 }
 
 func noContent(w http.ResponseWriter, err error) error {
@@ -294,11 +289,7 @@ func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
-	resp, err := s.e.Wait(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, resp)
+	return answer(w, 200)(s.e.Wait(r.Context(), r.PathValue("id")))
 }
 
 func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
@@ -323,19 +314,11 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.e.Stats(r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, st)
+	return answer(w, 200)(s.e.Stats(r.PathValue("id")))
 }
 
 func (s *Server) top(w http.ResponseWriter, r *http.Request) error {
-	ps, err := s.e.Top(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, ps)
+	return answer(w, 200)(s.e.Top(r.Context(), r.PathValue("id")))
 }
 
 // upgrade takes over the connection for frames (api/stream.go).
@@ -484,11 +467,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
-	imgs, err := s.e.ListImages()
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, imgs)
+	return answer(w, 200)(s.e.ListImages())
 }
 
 func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
@@ -552,11 +531,7 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
-	ns, err := s.e.ListNetworks()
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, ns)
+	return answer(w, 200)(s.e.ListNetworks())
 }
 
 func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
@@ -564,19 +539,11 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &cfg); err != nil {
 		return err
 	}
-	n, err := s.e.CreateNetwork(cfg)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, n)
+	return answer(w, http.StatusCreated)(s.e.CreateNetwork(cfg))
 }
 
 func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
-	n, err := s.e.InspectNetwork(r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, n)
+	return answer(w, 200)(s.e.InspectNetwork(r.PathValue("name")))
 }
 
 func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) error {
@@ -584,11 +551,7 @@ func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listPods(w http.ResponseWriter, r *http.Request) error {
-	ps, err := s.e.ListPods()
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, ps)
+	return answer(w, 200)(s.e.ListPods())
 }
 
 func (s *Server) createPod(w http.ResponseWriter, r *http.Request) error {
@@ -596,19 +559,11 @@ func (s *Server) createPod(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &cfg); err != nil {
 		return err
 	}
-	p, err := s.e.CreatePod(detached(r), cfg)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, p)
+	return answer(w, http.StatusCreated)(s.e.CreatePod(detached(r), cfg))
 }
 
 func (s *Server) inspectPod(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.e.InspectPod(r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, 200, p)
+	return answer(w, 200)(s.e.InspectPod(r.PathValue("id")))
 }
 
 func (s *Server) removePod(w http.ResponseWriter, r *http.Request) error {
