@@ -44,31 +44,59 @@ func TestRunExitStatus(t *testing.T) {
 		b.assertNoLeftovers(id)
 	})
 	// Signals sent to a foreground `warren run` are forwarded to the init;
-	// testinit sleep exits 128+15 on SIGTERM.
-	t.Run("SignalForwardedToInit", func(t *testing.T) {
+	// testinit sleep exits 128+N on signal N. SIGTERM goes through
+	// os/signal; SIGUSR1 and signal 40 are blocked from the start and read
+	// from a signalfd (nsexec.c).
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1, syscall.Signal(40)} {
+		t.Run("SignalForwardedToInit/"+strconv.Itoa(int(sig)), func(t *testing.T) {
+			t.Parallel()
+			testSignalForwarded(t, sig)
+		})
+	}
+	// warren run blocks the signals it forwards; the container's process
+	// and a hook start with the caller's mask (here none blocked).
+	t.Run("SignalMaskRestored", func(t *testing.T) {
 		t.Parallel()
 		b := newBundle(t)
-		b.setArgs("/testinit", "sleep", "1000")
-		b.writeSpec()
-		id := newID(t)
-		b.track(id)
-		errPath := filepath.Join(b.tempDir("io"), "run.err")
-		p := b.start(execOpts{stderrPath: errPath}, "run", "--bundle", b.dir, id)
-		b.waitStatus(id, "running")
-		waitFor(t, "the sleeper to handle SIGTERM", func() bool {
-			out, _ := os.ReadFile(errPath)
-			return strings.Contains(string(out), "sleep: ready")
-		}, func() string { out, _ := os.ReadFile(errPath); return "stderr: " + string(out) })
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
+		hookOut := filepath.Join(b.tempDir("hook"), "sigblk")
+		b.spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{{
+			Path: "/bin/sh",
+			Args: []string{"sh", "-c", "grep SigBlk /proc/self/status > " + hookOut},
+		}}}
+		b.setScript("grep SigBlk /proc/self/status")
+		out := b.runOK()
+		want := "SigBlk:\t0000000000000000"
+		if got := strings.TrimSpace(out); got != want {
+			t.Errorf("container process: %q, want %q", got, want)
 		}
-		r := p.wait()
-		if r.code != 128+int(syscall.SIGTERM) {
-			t.Errorf("warren run after SIGTERM: exit status %d, want %d (init exits 143 on a forwarded SIGTERM)\n%s",
-				r.code, 128+int(syscall.SIGTERM), r)
+		if got := strings.TrimSpace(readFile(t, hookOut)); got != want {
+			t.Errorf("prestart hook: %q, want %q", got, want)
 		}
-		b.assertNoLeftovers(id)
 	})
+}
+
+func testSignalForwarded(t *testing.T, sig syscall.Signal) {
+	b := newBundle(t)
+	b.setArgs("/testinit", "sleep", "1000")
+	b.writeSpec()
+	id := newID(t)
+	b.track(id)
+	errPath := filepath.Join(b.tempDir("io"), "run.err")
+	p := b.start(execOpts{stderrPath: errPath}, "run", "--bundle", b.dir, id)
+	b.waitStatus(id, "running")
+	waitFor(t, "the sleeper to handle signals", func() bool {
+		out, _ := os.ReadFile(errPath)
+		return strings.Contains(string(out), "sleep: ready")
+	}, func() string { out, _ := os.ReadFile(errPath); return "stderr: " + string(out) })
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	r := p.wait()
+	if r.code != 128+int(sig) {
+		t.Errorf("warren run after signal %d: exit status %d, want %d (init exits 128+N on a forwarded signal N)\n%s",
+			sig, r.code, 128+int(sig), r)
+	}
+	b.assertNoLeftovers(id)
 }
 
 // TestLifecycle walks create → start → kill → delete, checking state,

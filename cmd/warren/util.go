@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +13,15 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli"
+	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
 	"github.com/warren-runtime/warren/internal/runtime"
+	"github.com/warren-runtime/warren/internal/runtime/nsexec"
 )
 
 func specVersion() string { return specs.Version }
@@ -116,14 +120,61 @@ func inUserNamespace() bool {
 
 // catchAll starts catching every signal into ch (for forwarding to the
 // container's process) on another goroutine and returns a function that
-// waits until that is done. Installing a handler for each of the 64
-// signals takes milliseconds, which this overlaps with creating the
-// container; the caller waits before the container's process starts.
+// waits until that is done; the caller waits before the container's process
+// starts. The signals the C constructor blocked for this verb (nsexec.c:
+// all but those the Go runtime unblocks in its threads or needs, and those
+// warren does not forward) are read from a signalfd, including any that
+// arrived before main; the 12 the Go runtime unblocks (SIGTERM, SIGINT,
+// SIGHUP, SIGQUIT, SIGABRT, SIGSTKFLT and the synchronous faults) through
+// os/signal, whose handshake with the runtime's signal thread per signal is
+// why the other 50 are not.
 func catchAll(ch chan os.Signal) (wait func()) {
 	done := make(chan struct{})
 	go func() {
-		signal.Notify(ch)
-		close(done)
+		defer close(done)
+		set, _, blocked := nsexec.BlockedSignals()
+		if !blocked {
+			signal.Notify(ch)
+			return
+		}
+		f, err := signalFile(set)
+		if err != nil {
+			// Blocked signals still reach os/signal: its thread
+			// unblocks what it is asked for.
+			slog.Debug("signalfd failed; catching signals with os/signal", "err", err)
+			signal.Notify(ch)
+			return
+		}
+		signal.Notify(ch, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGTERM, unix.SIGSTKFLT,
+			unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSYS)
+		go readSignals(f, ch)
 	}()
 	return func() { <-done }
+}
+
+// signalFile opens a signalfd for the signals in set (bit n-1 for signal n),
+// non-blocking so that reads park a goroutine, not a thread.
+func signalFile(set uint64) (*os.File, error) {
+	var mask unix.Sigset_t
+	mask.Val[0] = set
+	fd, err := unix.Signalfd(-1, &mask, unix.SFD_NONBLOCK|unix.SFD_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("signalfd", err)
+	}
+	return os.NewFile(uintptr(fd), "signalfd"), nil
+}
+
+// readSignals passes every signal read from f to ch, until f fails.
+func readSignals(f *os.File, ch chan<- os.Signal) {
+	const size = int(unsafe.Sizeof(unix.SignalfdSiginfo{}))
+	buf := make([]byte, 16*size)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			return
+		}
+		for i := 0; i+size <= n; i += size {
+			ch <- unix.Signal(binary.NativeEndian.Uint32(buf[i:]))
+		}
+	}
 }

@@ -514,6 +514,9 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 			Env:   []string{nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd), "GOMAXPROCS=1"},
 			Files: fdList,
 		}
+		if e := nsexec.SigmaskEnv(); e != "" {
+			attr.Env = append(attr.Env, e)
+		}
 		if cgFile != nil {
 			attr.Sys = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgFile.Fd())}
 		}

@@ -11,6 +11,8 @@ import (
 
 	json "github.com/go-json-experiment/json/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/warren-runtime/warren/internal/runtime/nsexec"
 )
 
 // Hook kinds and where they run (OCI runtime spec, config.md "POSIX-platform
@@ -81,6 +83,9 @@ func runHook(h specs.Hook, state []byte) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// A hook that forks a daemon holding our pipes must not hang us.
 	cmd.WaitDelay = time.Second
+	if err := nsexec.Unblocked(cmd); err != nil {
+		return err
+	}
 	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
 		if h.Timeout == nil {

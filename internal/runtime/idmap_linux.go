@@ -133,7 +133,12 @@ func (p *idMapPlan) writeOne(proc *linux.Proc, pid, file, helper, field string, 
 	for _, m := range maps {
 		args = append(args, strconv.FormatUint(uint64(m.ContainerID), 10), strconv.FormatUint(uint64(m.HostID), 10), strconv.FormatUint(uint64(m.Size), 10))
 	}
-	out, err := exec.Command(helper, args...).CombinedOutput()
+	cmd := exec.Command(helper, args...)
+	err := nsexec.Unblocked(cmd)
+	var out []byte
+	if err == nil {
+		out, err = cmd.CombinedOutput()
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %s %s: %w: %s", field, helper, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

@@ -195,9 +195,11 @@ func cmdSleep(args []string) int {
 		return fail("sleep: %v", err)
 	}
 	// As PID 1 of a pid namespace the kernel drops signals whose action is
-	// the default, so handle the usual termination signals explicitly.
+	// the default, so handle the usual termination signals explicitly, and
+	// two more a runtime forwards another way (see warren's nsexec.c):
+	// SIGUSR1 and the real-time signal 40.
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1, unix.Signal(40))
 	// Tests that signal the sleeper wait for this line: before Notify the
 	// Go runtime already shows SIGTERM as caught but would re-raise it
 	// with the default action, which the kernel drops for a pidns init.
