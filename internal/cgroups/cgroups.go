@@ -110,7 +110,7 @@ func unescape(s string) string {
 
 // ownCgroups maps hierarchy key to this process's cgroup path in it.
 func ownCgroups(pid string) (map[string]string, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	b, err := readFile("/proc/" + pid + "/cgroup")
 	if err != nil {
 		return nil, err
 	}
@@ -346,11 +346,11 @@ func (m *Manager) createV2(dir string, delegated bool) error {
 }
 
 func enableControllers(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	b, err := readFile(filepath.Join(dir, "cgroup.controllers"))
 	if err != nil {
 		return fmt.Errorf("read controllers of %s: %w", dir, err)
 	}
-	have, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	have, _ := readFile(filepath.Join(dir, "cgroup.subtree_control"))
 	enabled := strings.Fields(string(have))
 	var add []string
 	for _, c := range strings.Fields(string(b)) {
@@ -421,14 +421,14 @@ func (m *Manager) OpenV2() (*os.File, error) {
 // inheritCpuset fills an empty v1 cpuset (which refuses tasks) from its parents.
 func inheritCpuset(dir string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
+		b, err := readFile(filepath.Join(dir, f))
 		if err != nil || strings.TrimSpace(string(b)) != "" {
 			continue
 		}
 		if err := inheritCpuset(filepath.Dir(dir)); err != nil {
 			return err
 		}
-		pb, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+		pb, err := readFile(filepath.Join(filepath.Dir(dir), f))
 		if err != nil {
 			return fmt.Errorf("read %s of parent of %s: %w", f, dir, err)
 		}
@@ -456,7 +456,7 @@ func (m *Manager) Pids() ([]int, error) {
 		if !d.IsDir() {
 			return nil
 		}
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		b, err := readFile(filepath.Join(p, "cgroup.procs"))
 		if err != nil {
 			return err
 		}
@@ -548,14 +548,50 @@ func removeTree(dir string) error {
 
 // writeFile writes an existing cgroup file. It never creates one: a missing
 // file means a controller that is absent or not enabled, and must say so.
+// writeFile and readFile work on cgroupfs files with plain system calls:
+// os.File would try to register each one with the runtime's poller (kernfs
+// files are pollable), which costs four more system calls per file, on the
+// path of every create and exec. Errors are os.PathErrors, as os's.
 func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer unix.Close(fd)
+	for len(data) > 0 {
+		n, err := unix.Write(fd, data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "write", Path: path, Err: err}
+		}
+		data = data[n:]
 	}
-	return err
+	return nil
+}
+
+func readFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 512)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
 }

@@ -3,7 +3,6 @@ package cgroups
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,7 +24,7 @@ var ErrNoFreezer = errors.New("no cgroup freezer on this host (neither a v1 free
 // FreezerState reads the current state.
 func (m *Manager) FreezerState() FreezerState {
 	if m.Unified() {
-		b, err := os.ReadFile(filepath.Join(m.Paths[""], "cgroup.freeze"))
+		b, err := readFile(filepath.Join(m.Paths[""], "cgroup.freeze"))
 		if err != nil {
 			return NoFreezer
 		}
@@ -38,7 +37,7 @@ func (m *Manager) FreezerState() FreezerState {
 	if d == "" {
 		return NoFreezer
 	}
-	b, err := os.ReadFile(filepath.Join(d, "freezer.state"))
+	b, err := readFile(filepath.Join(d, "freezer.state"))
 	if err != nil {
 		return NoFreezer
 	}
@@ -67,7 +66,7 @@ func (m *Manager) setFreezer(freeze bool) error {
 		}
 		// cgroup.events reports "frozen 1" once every task stopped.
 		return waitFor(func() (bool, error) {
-			b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+			b, err := readFile(filepath.Join(dir, "cgroup.events"))
 			if err != nil {
 				return false, err
 			}
@@ -89,7 +88,7 @@ func (m *Manager) setFreezer(freeze bool) error {
 		if err := writeFile(file, []byte(want)); err != nil {
 			return false, fmt.Errorf("write %s: %w", file, err)
 		}
-		b, err := os.ReadFile(file)
+		b, err := readFile(file)
 		if err != nil {
 			return false, err
 		}

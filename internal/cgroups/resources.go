@@ -208,7 +208,7 @@ func (w *writer) v1Memory(mem *specs.LinuxMemory) {
 
 // readV1Int reads an integer file of the memory controller (0 when unknown).
 func (w *writer) readV1Int(file string) int64 {
-	b, err := os.ReadFile(filepath.Join(w.m.dir("memory"), file))
+	b, err := readFile(filepath.Join(w.m.dir("memory"), file))
 	if err != nil {
 		return 0
 	}

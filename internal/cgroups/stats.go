@@ -105,7 +105,7 @@ func readUint(dir, file string) uint64 {
 	if dir == "" {
 		return 0
 	}
-	b, err := os.ReadFile(filepath.Join(dir, file))
+	b, err := readFile(filepath.Join(dir, file))
 	if err != nil {
 		return 0
 	}
@@ -170,7 +170,7 @@ func readString(dir, file string) string {
 	if dir == "" {
 		return ""
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, file))
+	b, _ := readFile(filepath.Join(dir, file))
 	return string(b)
 }
 
