@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
+	"github.com/warren-runtime/warren/internal/rawfile"
 	"github.com/warren-runtime/warren/internal/runtime"
 	"github.com/warren-runtime/warren/internal/runtime/nsexec"
 )
@@ -110,7 +111,7 @@ func rootlessMode(c *cli.Context) bool {
 // inUserNamespace reports whether this process is in a user namespace other
 // than the initial one, whose uid_map is the identity over all 2^32 ids.
 func inUserNamespace() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
+	b, err := rawfile.Read("/proc/self/uid_map")
 	if err != nil {
 		return false
 	}

@@ -9,6 +9,7 @@ package cgroups
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
+	"github.com/warren-runtime/warren/internal/rawfile"
 )
 
 // Hierarchy is one mounted cgroup hierarchy.
@@ -36,14 +38,13 @@ type Hierarchy struct {
 // Hierarchies lists the cgroup hierarchies mounted in this mount namespace.
 // Only cgroup mount lines are parsed, not the whole table.
 func Hierarchies() ([]Hierarchy, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := readFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var hs []Hierarchy
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.Contains(line, " - cgroup") {
@@ -548,50 +549,8 @@ func removeTree(dir string) error {
 
 // writeFile writes an existing cgroup file. It never creates one: a missing
 // file means a controller that is absent or not enabled, and must say so.
-// writeFile and readFile work on cgroupfs files with plain system calls:
-// os.File would try to register each one with the runtime's poller (kernfs
-// files are pollable), which costs four more system calls per file, on the
-// path of every create and exec. Errors are os.PathErrors, as os's.
-func writeFile(path string, data []byte) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	for len(data) > 0 {
-		n, err := unix.Write(fd, data)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return &os.PathError{Op: "write", Path: path, Err: err}
-		}
-		data = data[n:]
-	}
-	return nil
-}
+// writeFile and readFile: see package rawfile (kernfs files are pollable,
+// and os.File would register each one with the runtime's poller).
+func writeFile(path string, data []byte) error { return rawfile.Write(path, data) }
 
-func readFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	b := make([]byte, 0, 512)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return b, nil
-		}
-		b = b[:len(b)+n]
-	}
-}
+func readFile(path string) ([]byte, error) { return rawfile.Read(path) }

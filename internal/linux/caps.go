@@ -2,11 +2,12 @@ package linux
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/warren-runtime/warren/internal/rawfile"
 )
 
 // CapSets holds the five capability sets as bit masks (bit n = capability n).
@@ -16,7 +17,7 @@ type CapSets struct {
 
 // LastCap returns the highest capability number this kernel knows.
 func LastCap() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	b, err := rawfile.Read("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return unix.CAP_LAST_CAP
 	}
