@@ -124,6 +124,7 @@ func createContainer(c *cli.Context, id string, detach bool) (*runtime.Container
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   preserve,
 		Rootless:      rootlessMode(c),
+		Foreground:    !detach,
 	})
 	if err != nil {
 		cons.close()

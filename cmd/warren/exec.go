@@ -107,7 +107,7 @@ flags or --process override them; inheritable capabilities stay empty.`,
 		}
 		pid, err := ctr.Exec(runtime.ExecOpts{
 			Process: p, PreserveFDs: preserve, ConsoleSocket: cons.send, IgnorePaused: c.Bool("ignore-paused"),
-			Rootless: rootlessMode(c),
+			Rootless: rootlessMode(c), Foreground: !detach,
 		})
 		ctr.Close()
 		caught()

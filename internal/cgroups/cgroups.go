@@ -414,6 +414,18 @@ func (m *Manager) addPid(pid int, delegated bool) error {
 	return nil
 }
 
+// V1TasksFiles lists the tasks file of the container's cgroup in every v1
+// hierarchy: a thread that writes "0" to one moves itself in.
+func (m *Manager) V1TasksFiles() []string {
+	var fs []string
+	for key, dir := range m.Paths {
+		if key != "" {
+			fs = append(fs, filepath.Join(dir, "tasks"))
+		}
+	}
+	return fs
+}
+
 // OpenV2 opens the container's cgroup2 directory, for CLONE_INTO_CGROUP.
 func (m *Manager) OpenV2() (*os.File, error) {
 	return os.OpenFile(m.Paths[""], os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

@@ -42,6 +42,9 @@ type CreateOpts struct {
 	// skipped with a warning instead of failing (--rootless).
 	Rootless bool
 	// Stdio for the container's init; nil means this process's.
+	// Foreground: the caller waits for the process (run without
+	// --detach). See spawnOpts.holdExe.
+	Foreground            bool
 	Stdin, Stdout, Stderr *os.File
 	// ConsoleSocket is a connected unix socket that receives the pty
 	// master when process.terminal is true (runc's --console-socket).
@@ -229,7 +232,10 @@ const (
 	bootTail        = 1 << 2 // after the pid, the C tail applies a msgTail plan
 )
 
-func bootstrapMsg(clone uintptr, sync, nonDumpable, tail bool, joins []nsJoin) []byte {
+// bootstrapMsg encodes stage 0's instructions (nsexec.c): clone flags, sync
+// flags, the namespaces to join, and the cgroup v1 tasks files stage 0
+// writes "0" to, moving itself in before anything else.
+func bootstrapMsg(clone uintptr, sync, nonDumpable, tail bool, joins []nsJoin, tasks []string) []byte {
 	b := make([]byte, 12)
 	binary.LittleEndian.PutUint32(b[0:], uint32(clone))
 	var flags uint32
@@ -248,6 +254,11 @@ func bootstrapMsg(clone uintptr, sync, nonDumpable, tail bool, joins []nsJoin) [
 		b = binary.LittleEndian.AppendUint32(b, uint32(j.flag))
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(j.path)))
 		b = append(b, j.path...)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(tasks)))
+	for _, t := range tasks {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(t)))
+		b = append(b, t...)
 	}
 	return b
 }
@@ -318,7 +329,7 @@ func (c *Container) startInit(o CreateOpts, mgr *cgroups.Manager) (int, error) {
 		preserveFDs: o.PreserveFDs, extra: extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cgroup: mgr, createCgroup: true, rootless: o.Rootless, resources: s.Linux.Resources, devices: s.Linux.Devices,
-		clone: clone, joins: joins,
+		clone: clone, joins: joins, holdExe: o.Foreground,
 		needSync:  clone&unix.CLONE_NEWUSER != 0 || (clone&unix.CLONE_NEWTIME != 0 && len(s.Linux.TimeOffsets) > 0),
 		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone, idmaps) },
 		onPid: func(pid int, start uint64) error {
@@ -408,6 +419,16 @@ type spawnOpts struct {
 	// tail_linux.go) is set.
 	config *initConfig
 	tail   []byte
+	// holdExe keeps this process's reference to the sealed binary until
+	// the container's process has executed its program (EOF on the sync
+	// socket, whose end there is close-on-exec), then drops it on another
+	// goroutine. The binary's private mount is unmounted when its last
+	// reference goes, and that waits for an expedited RCU grace period
+	// (namespace_unlock; ~1 ms on the benchmark VM): in the container's
+	// execve, on the way to its program, unless this process holds one.
+	// Only for a caller that stays (foreground run and exec): one that
+	// exits at once would wait for the grace period at its exit instead.
+	holdExe bool
 	// prepare, with tail, runs after onPid and before the plan is sent:
 	// the runtime's own part of the init's setup (prepare_linux.go).
 	prepare func(parent *os.File, pid int) error
@@ -461,7 +482,12 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer exe.Close()
+	held := false
+	defer func() {
+		if !held {
+			exe.Close()
+		}
+	}()
 
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -469,7 +495,11 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 	}
 	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
 	child := os.NewFile(uintptr(fds[1]), "sync-child")
-	defer parent.Close()
+	defer func() {
+		if !held {
+			parent.Close()
+		}
+	}()
 
 	var files []*os.File
 	for i := 0; i < o.preserveFDs; i++ {
@@ -483,15 +513,38 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 
 	mgr := o.cgroup
 	// On cgroup v2 the process is born in its cgroup (clone3
-	// CLONE_INTO_CGROUP); on v1 it is moved in right after it starts.
+	// CLONE_INTO_CGROUP). On v1 stage 0 moves itself in, first thing
+	// (selfJoin: "0" written to each hierarchy's tasks file): a process
+	// moved in by another one takes the kernel's global cgroup
+	// threadgroup lock, and the first writer waits for an expedited RCU
+	// grace period (1.2-1.7 ms on the benchmark VM); a single-threaded
+	// process moving its own thread does not take it. The v2 part of a
+	// hybrid layout is joined by CLONE_INTO_CGROUP. Rootless mode still
+	// moves it from here: there a hierarchy the caller may not write to is
+	// dropped instead of failing (AddPidDelegated).
+	selfJoin := mgr != nil && !o.rootless && !mgr.Unified() && len(mgr.Paths) > 0
+	var tasks []string
+	if selfJoin {
+		if o.createCgroup {
+			if err := mgr.Create(); err != nil {
+				return 0, 0, err
+			}
+			// Limits apply to the cgroup, so they can be set before
+			// anything is in it.
+			if err := mgr.Set(o.resources, o.devices); err != nil {
+				return 0, 0, err
+			}
+		}
+		tasks = mgr.V1TasksFiles()
+	}
 	if mgr != nil && o.rootless && o.createCgroup {
 		if err := mgr.CreateDelegated(); err != nil {
 			return 0, 0, err
 		}
 	}
 	var cgFile *os.File
-	if mgr != nil && mgr.Unified() {
-		if o.createCgroup {
+	if mgr != nil && (mgr.Unified() || selfJoin && mgr.Paths[""] != "") {
+		if o.createCgroup && !selfJoin {
 			if err := mgr.Create(); err != nil {
 				return 0, 0, err
 			}
@@ -563,7 +616,7 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 	// Into the cgroup, with its limits, before any namespace is created
 	// and before any user code runs: a new cgroup namespace is rooted at
 	// the cgroup its creator is in.
-	if cgFile == nil && mgr != nil && len(mgr.Paths) > 0 {
+	if !selfJoin && cgFile == nil && mgr != nil && len(mgr.Paths) > 0 {
 		switch {
 		case o.rootless:
 			err = mgr.AddPidDelegated(stage0)
@@ -576,13 +629,13 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 			return 0, 0, err
 		}
 	}
-	if o.createCgroup {
+	if o.createCgroup && !selfJoin {
 		if err := mgr.Set(o.resources, o.devices); err != nil {
 			return 0, 0, err
 		}
 	}
 
-	boot := bootstrapMsg(o.clone, o.needSync, o.nonDumpable, o.tail != nil, o.joins)
+	boot := bootstrapMsg(o.clone, o.needSync, o.nonDumpable, o.tail != nil, o.joins, tasks)
 	if o.procContext {
 		binary.LittleEndian.PutUint32(boot[4:], binary.LittleEndian.Uint32(boot[4:])|bootProcCtx)
 	}
@@ -667,6 +720,19 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 		return 0, 0, err
 	}
 	ok = true
+	if o.holdExe {
+		held = true
+		go func() {
+			var b [64]byte
+			for {
+				if _, err := parent.Read(b[:]); err != nil {
+					break
+				}
+			}
+			parent.Close()
+			exe.Close()
+		}()
+	}
 	return pid, start, nil
 }
 

@@ -21,6 +21,9 @@ type ExecOpts struct {
 	// Rootless: a cgroup the caller may not join is skipped (--rootless).
 	Rootless              bool
 	Stdin, Stdout, Stderr *os.File
+	// Foreground: the caller waits for the process (exec without
+	// --detach). See spawnOpts.holdExe.
+	Foreground bool
 }
 
 // nsOrder lists the namespace files of /proc/PID/ns that exec joins; the
@@ -98,6 +101,7 @@ func (c *Container) Exec(o ExecOpts) (int, error) {
 		preserveFDs: o.PreserveFDs,
 		stdin:       o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cgroup: m, rootless: o.Rootless, joins: joins, nonDumpable: true,
+		holdExe: o.Foreground,
 	}
 	if useTail(p, seccomp) {
 		// The usual case: stage 0's C tail applies the settings and

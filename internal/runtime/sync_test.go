@@ -60,10 +60,10 @@ func TestNamespacePlanJoinsUserFirst(t *testing.T) {
 	if len(joins) != 2 || joins[0].flag != unix.CLONE_NEWUSER || joins[1].flag != unix.CLONE_NEWNET {
 		t.Errorf("joins %+v: user must come first", joins)
 	}
-	if b := bootstrapMsg(clone, false, true, true, nil); binary.LittleEndian.Uint32(b[4:]) != bootNonDumpable|bootTail {
+	if b := bootstrapMsg(clone, false, true, true, nil, nil); binary.LittleEndian.Uint32(b[4:]) != bootNonDumpable|bootTail {
 		t.Errorf("sync flags of a tail exec: %#x", binary.LittleEndian.Uint32(b[4:]))
 	}
-	b := bootstrapMsg(clone, true, false, false, joins)
+	b := bootstrapMsg(clone, true, false, false, joins, nil)
 	if got := binary.LittleEndian.Uint32(b[0:]); got != uint32(clone) {
 		t.Errorf("encoded flags %#x", got)
 	}
@@ -72,5 +72,26 @@ func TestNamespacePlanJoinsUserFirst(t *testing.T) {
 	}
 	if binary.LittleEndian.Uint32(b[12:]) != unix.CLONE_NEWUSER || string(b[20:20+len("/proc/1/ns/user")]) != "/proc/1/ns/user" {
 		t.Errorf("first join encoded wrong: %q", b[12:])
+	}
+	// The cgroup section follows the joins: a count, then length-prefixed
+	// tasks files; without any, a count of 0.
+	if n := binary.LittleEndian.Uint32(b[len(b)-4:]); n != 0 {
+		t.Errorf("no tasks files: count %d at the end", n)
+	}
+	tasks := []string{"/sys/fs/cgroup/pids/c1/tasks", "/sys/fs/cgroup/cpu/c1/tasks"}
+	b2 := bootstrapMsg(clone, true, false, false, joins, tasks)
+	rest := b2[len(b):]
+	if binary.LittleEndian.Uint32(b2[len(b)-4:]) != 2 {
+		t.Fatalf("tasks count: %v", b2[len(b)-4:len(b)])
+	}
+	for _, want := range tasks {
+		n := int(binary.LittleEndian.Uint32(rest))
+		if got := string(rest[4 : 4+n]); got != want {
+			t.Errorf("tasks file %q, want %q", got, want)
+		}
+		rest = rest[4+n:]
+	}
+	if len(rest) != 0 {
+		t.Errorf("%d bytes after the tasks files", len(rest))
 	}
 }

@@ -201,6 +201,8 @@ static void tail(uint32_t syncflags)
  *                             opened in the container's pid namespace
  *   u32 njoins
  *   njoins x { u32 ns flag, u32 path length, path bytes }   (user first)
+ *   u32 ntasks
+ *   ntasks x { u32 path length, path bytes }   cgroup v1 tasks files
  */
 /*
  * Maps the binary's code and read-only data in one call. Faulting them in
@@ -396,6 +398,45 @@ __attribute__((constructor)) static void nsexec(int argc, char **argv, char **en
 	int fds[MAX_JOINS];
 	uint32_t types[MAX_JOINS];
 	size_t off = 12;
+	size_t joins_off = off;
+	/* Skip the joins to the cgroup section: into the container's cgroup
+	 * before anything else (a new cgroup namespace is rooted where its
+	 * creator is). Writing "0" to a v1 tasks file moves the writing
+	 * thread, the only one here, without the kernel's global cgroup
+	 * threadgroup lock that moving another process takes (and whose
+	 * first taker waits for an expedited RCU grace period). */
+	for (uint32_t i = 0; i < njoins; i++) {
+		if (off + 8 > len)
+			break;
+		off += 8 + nsx_get_u32(buf + off + 4);
+	}
+	if (off + 4 > len) {
+		errno = 0;
+		nsx_bail("nsexec: truncated bootstrap message");
+	}
+	uint32_t ntasks = nsx_get_u32(buf + off);
+	off += 4;
+	for (uint32_t i = 0; i < ntasks; i++) {
+		char path[4096];
+		if (off + 4 > len) {
+			errno = 0;
+			nsx_bail("nsexec: truncated bootstrap message");
+		}
+		uint32_t plen = nsx_get_u32(buf + off);
+		off += 4;
+		if (plen == 0 || plen >= sizeof(path) || off + plen > len) {
+			errno = 0;
+			nsx_bail("nsexec: bad cgroup path in the bootstrap message");
+		}
+		memcpy(path, buf + off, plen);
+		path[plen] = '\0';
+		off += plen;
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			nsx_bail("join cgroup %s", path);
+		close(fd);
+	}
+	off = joins_off;
 	for (uint32_t i = 0; i < njoins; i++) {
 		if (off + 8 > len) {
 			errno = 0;
