@@ -334,6 +334,15 @@ func (c *Container) startInit(o CreateOpts, mgr *cgroups.Manager) (int, error) {
 		writeMaps: func(stage0 int) error { return writeIDMaps(stage0, s, clone, idmaps) },
 		onPid: func(pid int, start uint64) error {
 			st.Pid, st.InitStartTime = pid, start
+			// Recorded with "created" once the init is ready: until then
+			// a create killed midway is cleaned up through the cgroup
+			// (destroy kills what is in it), and each state rewrite on
+			// a disk mounted with discard costs a synchronous discard of
+			// the old file's block. Without a cgroup the pid is the only
+			// way to the init, so it is written now.
+			if mgr != nil && len(mgr.Paths) > 0 {
+				return nil
+			}
 			return writeStateFile(c.dir, st)
 		},
 	}

@@ -316,3 +316,26 @@ func TestLockDirFollowsReplacement(t *testing.T) {
 		t.Error("the lock was taken on the replaced directory, not the one now at the path")
 	}
 }
+
+// writeFileAtomic swaps a new file with the old one and unlinks the old:
+// afterwards only the file is left, with the new content.
+func TestWriteFileAtomicReplaces(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []string{"first", "second, longer", "third"} {
+		if err := writeFileAtomic(dir, "f", []byte(c)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "f"))
+		if err != nil || string(b) != c {
+			t.Fatalf("after writing %q: %q, %v", c, b, err)
+		}
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != 1 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("after writing %q the directory holds %v, want only f", c, names)
+		}
+	}
+}
