@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """warren vs crun vs runc, measured side by side in one run.
 
-Run through bench/bench.sh (root, private mount namespace). For each loop,
-every repetition runs the runtimes one after another in a shuffled order,
-so drift on the machine hits all of them alike; the table shows the median
+Run through bench/bench.sh (root, private mount namespace). Every
+repetition runs N iterations of each loop for every runtime, interleaved:
+within an iteration the loops and the runtimes come in a shuffled order, so
+drift on the machine hits all of them alike; the table shows the median
 repetition and the ratio to crun and runc.
 
   lifecycle  create -> start -> state -> delete --force, N times (/bin/true)
@@ -86,34 +87,33 @@ class Runtime:
 
 
 def lifecycle(rt, b):
-    for _ in range(N):
-        i = rt.next_id()
-        sh(*rt.cmd("create", "--bundle", b, i))
-        sh(*rt.cmd("start", i))
-        subprocess.run(rt.cmd("state", i), check=True, stdout=subprocess.DEVNULL)
-        sh(*rt.cmd("delete", "--force", i))
+    i = rt.next_id()
+    sh(*rt.cmd("create", "--bundle", b, i))
+    sh(*rt.cmd("start", i))
+    subprocess.run(rt.cmd("state", i), check=True, stdout=subprocess.DEVNULL)
+    sh(*rt.cmd("delete", "--force", i))
 
 
-def run_loop(rt, b):
-    for _ in range(N):
-        sh(*rt.cmd("run", "--bundle", b, rt.next_id()))
+def run_once(rt, b):
+    sh(*rt.cmd("run", "--bundle", b, rt.next_id()))
 
 
-def exec_loop(rt, i):
-    for _ in range(N):
-        sh(*rt.cmd("exec", i, "/bin/true"))
+def exec_once(rt, i):
+    sh(*rt.cmd("exec", i, "/bin/true"))
 
 
 def timed(fn, *a):
     t = time.perf_counter()
     fn(*a)
-    d = time.perf_counter() - t
+    return time.perf_counter() - t
+
+
+def sweep_scratch():
     scratch = os.environ.get("BENCH_SCRATCH_UNIFIED")
     if scratch:  # the private tmpfs bench.sh put there, not a cgroup fs
         for e in os.listdir(scratch):
             if not any(k in e for k in KEEP):  # the running exec targets
                 shutil.rmtree(os.path.join(scratch, e), ignore_errors=True)
-    return d
 
 
 def peak_rss_kib(rt, b):
@@ -175,14 +175,29 @@ def main():
 
 
 def measure_loops(rts, true_b, sleepers):
+    """Each repetition times N iterations of each loop for every runtime.
+    Within an iteration the runtimes and the loops come in a shuffled
+    order, so that drift on the machine (a small VM's neighbours come and
+    go within seconds) hits every runtime alike; a loop's time is the sum
+    of its N iterations."""
     loops = {"lifecycle": {}, "run": {}, "exec": {}}
     for rt in rts:  # warm-up: caches, first-use directories
         sh(*rt.cmd("run", "--bundle", true_b, rt.next_id()))
+    steps = {
+        "lifecycle": lambda rt: timed(lifecycle, rt, true_b),
+        "run": lambda rt: timed(run_once, rt, true_b),
+        "exec": lambda rt: timed(exec_once, rt, sleepers[rt.name]),
+    }
     for _ in range(REPS):
-        for rt in random.sample(rts, len(rts)):
-            loops["lifecycle"].setdefault(rt.name, []).append(timed(lifecycle, rt, true_b))
-            loops["run"].setdefault(rt.name, []).append(timed(run_loop, rt, true_b))
-            loops["exec"].setdefault(rt.name, []).append(timed(exec_loop, rt, sleepers[rt.name]))
+        tot = {name: {rt.name: 0.0 for rt in rts} for name in steps}
+        for _ in range(N):
+            for name in random.sample(list(steps), len(steps)):
+                for rt in random.sample(rts, len(rts)):
+                    tot[name][rt.name] += steps[name](rt)
+        sweep_scratch()
+        for name in steps:
+            for rt in rts:
+                loops[name].setdefault(rt.name, []).append(tot[name][rt.name])
     return loops
 
 
