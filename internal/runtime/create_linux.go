@@ -41,10 +41,10 @@ type CreateOpts struct {
 	// Rootless: cgroup hierarchies not delegated to the caller are
 	// skipped with a warning instead of failing (--rootless).
 	Rootless bool
-	// Stdio for the container's init; nil means this process's.
 	// Foreground: the caller waits for the process (run without
 	// --detach). See spawnOpts.holdExe.
-	Foreground            bool
+	Foreground bool
+	// Stdio for the container's init; nil means this process's.
 	Stdin, Stdout, Stderr *os.File
 	// ConsoleSocket is a connected unix socket that receives the pty
 	// master when process.terminal is true (runc's --console-socket).

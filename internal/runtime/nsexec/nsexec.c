@@ -236,7 +236,7 @@ static void map_binary(void)
  * Signal forwarding. A foreground `warren run` or `warren exec` passes every
  * signal it gets to the container's process. Catching them with Go's
  * os/signal costs a handshake with the runtime's signal thread per signal,
- * ~1.2 ms of a 28 ms run for the 60-odd of them; instead this constructor
+ * ~1 ms of a 28 ms run for the 60-odd of them; instead this constructor
  * blocks most of them before the Go runtime starts (every Go thread
  * inherits the mask) and warren reads them from a signalfd. The set leaves
  * out what the Go runtime unblocks in its threads (the signals that kill or
@@ -250,7 +250,7 @@ static void map_binary(void)
  * warren starts gets the caller's mask back: a container's init from
  * _WARREN_SIGMASK (nsexec below), any other program through a re-exec of
  * this binary with _WARREN_EXEC_SIGMASK, which restores the mask and execs
- * argv[1] with argv[2...] (nsx_exec_restored).
+ * argv[1] with argv[2...] (exec_restored).
  */
 int nsx_sigs_blocked;
 uint64_t nsx_sigs_set;
