@@ -650,7 +650,9 @@ func TestMonitorOutlivesSpawner(t *testing.T) {
 	}
 }
 
-// monitorsRunning lists live processes of our monitor binary.
+// monitorsRunning lists live processes of our monitor binary that this
+// process started (Spawn's monitors stay its children): other test binaries
+// running at the same time, such as the engine's, use the same binary.
 func monitorsRunning() []int {
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
@@ -659,11 +661,27 @@ func monitorsRunning() []int {
 		if err != nil {
 			continue
 		}
-		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == monitorBin && alive(pid) {
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == monitorBin && alive(pid) && parentOf(pid) == os.Getpid() {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// parentOf returns pid's parent pid, or 0.
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// after its last ')' are state, ppid, ...
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 func TestMonitorCreateFailure(t *testing.T) {
