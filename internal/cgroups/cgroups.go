@@ -38,7 +38,7 @@ type Hierarchy struct {
 // Hierarchies lists the cgroup hierarchies mounted in this mount namespace.
 // Only cgroup mount lines are parsed, not the whole table.
 func Hierarchies() ([]Hierarchy, error) {
-	b, err := readFile("/proc/self/mountinfo")
+	b, err := rawfile.Read("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func unescape(s string) string {
 
 // ownCgroups maps hierarchy key to this process's cgroup path in it.
 func ownCgroups(pid string) (map[string]string, error) {
-	b, err := readFile("/proc/" + pid + "/cgroup")
+	b, err := rawfile.Read("/proc/" + pid + "/cgroup")
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (m *Manager) create(delegated bool) error {
 	m.created = true
 	if m.Unified() {
 		err := m.createV2(m.Paths[""], delegated)
-		if delegated && isPermission(err) {
+		if isPermission(err) {
 			m.drop("")
 			return nil
 		}
@@ -347,11 +347,11 @@ func (m *Manager) createV2(dir string, delegated bool) error {
 }
 
 func enableControllers(dir string) error {
-	b, err := readFile(filepath.Join(dir, "cgroup.controllers"))
+	b, err := rawfile.Read(filepath.Join(dir, "cgroup.controllers"))
 	if err != nil {
 		return fmt.Errorf("read controllers of %s: %w", dir, err)
 	}
-	have, _ := readFile(filepath.Join(dir, "cgroup.subtree_control"))
+	have, _ := rawfile.Read(filepath.Join(dir, "cgroup.subtree_control"))
 	enabled := strings.Fields(string(have))
 	var add []string
 	for _, c := range strings.Fields(string(b)) {
@@ -362,7 +362,7 @@ func enableControllers(dir string) error {
 	if len(add) == 0 {
 		return nil
 	}
-	if err := writeFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(add, " "))); err != nil {
+	if err := rawfile.Write(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(add, " "))); err != nil {
 		// A cgroup with processes of its own cannot delegate controllers
 		// (the "no internal processes" rule); say so plainly.
 		return fmt.Errorf("enable controllers %s in %s: %w (a cgroup v2 parent must not hold processes itself; use an absolute linux.cgroupsPath)", strings.Join(add, " "), dir, err)
@@ -384,26 +384,15 @@ func (m *Manager) v2MountPoint(dir string) (string, error) {
 	return "", fmt.Errorf("%s is not under a cgroup2 mount", dir)
 }
 
-// Apply creates the cgroup and moves pid in.
-func (m *Manager) Apply(pid int) error {
-	if err := m.Create(); err != nil {
-		return err
-	}
-	return m.AddPid(pid)
-}
-
-// AddPid moves pid into every directory of an existing cgroup.
-func (m *Manager) AddPid(pid int) error { return m.addPid(pid, false) }
-
-// AddPidDelegated is AddPid in rootless mode: a hierarchy the caller may
-// not move pid into is dropped (see CreateDelegated) instead of failing.
-func (m *Manager) AddPidDelegated(pid int) error { return m.addPid(pid, true) }
-
-func (m *Manager) addPid(pid int, delegated bool) error {
+// AddPidDelegated moves pid into every directory of the cgroup, in
+// rootless mode: a hierarchy the caller may not move pid into is dropped
+// (see CreateDelegated) instead of failing. As root, the runtime's stage 0
+// joins the cgroup itself (V1TasksFiles) or is born in it (OpenV2).
+func (m *Manager) AddPidDelegated(pid int) error {
 	p := []byte(strconv.Itoa(pid))
 	for key, dir := range m.Paths {
-		err := writeFile(filepath.Join(dir, "cgroup.procs"), p)
-		if delegated && isPermission(err) {
+		err := rawfile.Write(filepath.Join(dir, "cgroup.procs"), p)
+		if isPermission(err) {
 			m.drop(key)
 			continue
 		}
@@ -434,18 +423,18 @@ func (m *Manager) OpenV2() (*os.File, error) {
 // inheritCpuset fills an empty v1 cpuset (which refuses tasks) from its parents.
 func inheritCpuset(dir string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-		b, err := readFile(filepath.Join(dir, f))
+		b, err := rawfile.Read(filepath.Join(dir, f))
 		if err != nil || strings.TrimSpace(string(b)) != "" {
 			continue
 		}
 		if err := inheritCpuset(filepath.Dir(dir)); err != nil {
 			return err
 		}
-		pb, err := readFile(filepath.Join(filepath.Dir(dir), f))
+		pb, err := rawfile.Read(filepath.Join(filepath.Dir(dir), f))
 		if err != nil {
 			return fmt.Errorf("read %s of parent of %s: %w", f, dir, err)
 		}
-		if err := writeFile(filepath.Join(dir, f), pb); err != nil {
+		if err := rawfile.Write(filepath.Join(dir, f), pb); err != nil {
 			return fmt.Errorf("set %s in %s: %w", f, dir, err)
 		}
 	}
@@ -469,7 +458,7 @@ func (m *Manager) Pids() ([]int, error) {
 		if !d.IsDir() {
 			return nil
 		}
-		b, err := readFile(filepath.Join(p, "cgroup.procs"))
+		b, err := rawfile.Read(filepath.Join(p, "cgroup.procs"))
 		if err != nil {
 			return err
 		}
@@ -495,7 +484,7 @@ func (m *Manager) Pids() ([]int, error) {
 func (m *Manager) Signal(sig unix.Signal) error {
 	if sig == unix.SIGKILL && m.Unified() {
 		// cgroup.kill (5.14+) kills every member atomically.
-		if writeFile(filepath.Join(m.Paths[""], "cgroup.kill"), []byte("1")) == nil {
+		if rawfile.Write(filepath.Join(m.Paths[""], "cgroup.kill"), []byte("1")) == nil {
 			return nil
 		}
 	}
@@ -558,11 +547,3 @@ func removeTree(dir string) error {
 		}
 	}
 }
-
-// writeFile writes an existing cgroup file. It never creates one: a missing
-// file means a controller that is absent or not enabled, and must say so.
-// writeFile and readFile: see package rawfile (kernfs files are pollable,
-// and os.File would register each one with the runtime's poller).
-func writeFile(path string, data []byte) error { return rawfile.Write(path, data) }
-
-func readFile(path string) ([]byte, error) { return rawfile.Read(path) }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/warren-runtime/warren/internal/rawfile"
 )
 
 // DefaultAllowedDevices are allowed after the spec's rules so the devices the
@@ -81,7 +83,7 @@ func (m *Manager) SetDevices(rules []specs.LinuxDeviceCgroup, devices []specs.Li
 		if r.Allow {
 			file = "devices.allow"
 		}
-		if err := writeFile(filepath.Join(dir, file), []byte(DeviceRule(r))); err != nil {
+		if err := rawfile.Write(filepath.Join(dir, file), []byte(DeviceRule(r))); err != nil {
 			return fmt.Errorf("linux.resources.devices: write %q to %s: %w", DeviceRule(r), filepath.Join(dir, file), err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/warren-runtime/warren/internal/rawfile"
 )
 
 // FreezerState is the state of a cgroup's freezer.
@@ -24,7 +26,7 @@ var ErrNoFreezer = errors.New("no cgroup freezer on this host (neither a v1 free
 // FreezerState reads the current state.
 func (m *Manager) FreezerState() FreezerState {
 	if m.Unified() {
-		b, err := readFile(filepath.Join(m.Paths[""], "cgroup.freeze"))
+		b, err := rawfile.Read(filepath.Join(m.Paths[""], "cgroup.freeze"))
 		if err != nil {
 			return NoFreezer
 		}
@@ -37,7 +39,7 @@ func (m *Manager) FreezerState() FreezerState {
 	if d == "" {
 		return NoFreezer
 	}
-	b, err := readFile(filepath.Join(d, "freezer.state"))
+	b, err := rawfile.Read(filepath.Join(d, "freezer.state"))
 	if err != nil {
 		return NoFreezer
 	}
@@ -61,12 +63,12 @@ func (m *Manager) setFreezer(freeze bool) error {
 		if freeze {
 			v = "1"
 		}
-		if err := writeFile(filepath.Join(dir, "cgroup.freeze"), []byte(v)); err != nil {
+		if err := rawfile.Write(filepath.Join(dir, "cgroup.freeze"), []byte(v)); err != nil {
 			return fmt.Errorf("write cgroup.freeze in %s: %w", dir, err)
 		}
 		// cgroup.events reports "frozen 1" once every task stopped.
 		return waitFor(func() (bool, error) {
-			b, err := readFile(filepath.Join(dir, "cgroup.events"))
+			b, err := rawfile.Read(filepath.Join(dir, "cgroup.events"))
 			if err != nil {
 				return false, err
 			}
@@ -85,10 +87,10 @@ func (m *Manager) setFreezer(freeze bool) error {
 	// v1 may stay FREEZING while a task is in an uninterruptible sleep:
 	// re-request until it settles.
 	return waitFor(func() (bool, error) {
-		if err := writeFile(file, []byte(want)); err != nil {
+		if err := rawfile.Write(file, []byte(want)); err != nil {
 			return false, fmt.Errorf("write %s: %w", file, err)
 		}
-		b, err := readFile(file)
+		b, err := rawfile.Read(file)
 		if err != nil {
 			return false, err
 		}

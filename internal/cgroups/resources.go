@@ -12,6 +12,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/warren-runtime/warren/internal/errdefs"
+
+	"github.com/warren-runtime/warren/internal/rawfile"
 )
 
 // Set applies linux.resources to the container's cgroup: on v1 to each
@@ -65,7 +67,7 @@ func (w *writer) write(field, ctrl, file, value string) {
 		return
 	}
 	p := filepath.Join(dir, file)
-	if err := writeFile(p, []byte(value)); err != nil {
+	if err := rawfile.Write(p, []byte(value)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			err = fmt.Errorf("%s does not exist (controller %s not enabled for this cgroup, or not supported by this kernel)", p, ctrl)
 		}
@@ -208,7 +210,7 @@ func (w *writer) v1Memory(mem *specs.LinuxMemory) {
 
 // readV1Int reads an integer file of the memory controller (0 when unknown).
 func (w *writer) readV1Int(file string) int64 {
-	b, err := readFile(filepath.Join(w.m.dir("memory"), file))
+	b, err := rawfile.Read(filepath.Join(w.m.dir("memory"), file))
 	if err != nil {
 		return 0
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/warren-runtime/warren/internal/rawfile"
 )
 
 // Stats is the "data" of a `warren events` stats event: the shape runc
@@ -105,7 +107,7 @@ func readUint(dir, file string) uint64 {
 	if dir == "" {
 		return 0
 	}
-	b, err := readFile(filepath.Join(dir, file))
+	b, err := rawfile.Read(filepath.Join(dir, file))
 	if err != nil {
 		return 0
 	}
@@ -170,7 +172,7 @@ func readString(dir, file string) string {
 	if dir == "" {
 		return ""
 	}
-	b, _ := readFile(filepath.Join(dir, file))
+	b, _ := rawfile.Read(filepath.Join(dir, file))
 	return string(b)
 }
 

@@ -277,13 +277,19 @@ func (c *testCtr) waitMonitorGone(st ExitStatus) {
 // alive: the process exists and is not a zombie (our pid 1 may be slow
 // to reap a monitor whose spawner died).
 func alive(pid int) bool {
+	f := statFields(pid)
+	return len(f) > 0 && f[0] != "Z"
+}
+
+// statFields returns the fields of /proc/pid/stat after the command name
+// (state, ppid, ...), which may hold spaces and so ends at the last ')'.
+func statFields(pid int) []string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
+	i := bytes.LastIndexByte(b, ')')
+	if err != nil || i < 0 {
+		return nil
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+	return strings.Fields(string(b[i+1:]))
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -661,27 +667,14 @@ func monitorsRunning() []int {
 		if err != nil {
 			continue
 		}
-		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == monitorBin && alive(pid) && parentOf(pid) == os.Getpid() {
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err != nil || exe != monitorBin {
+			continue
+		}
+		if f := statFields(pid); len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(os.Getpid()) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
-}
-
-// parentOf returns pid's parent pid, or 0.
-func parentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold spaces: the fields
-	// after its last ')' are state, ppid, ...
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }
 
 func TestMonitorCreateFailure(t *testing.T) {

@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Write writes data to the existing file at path (truncating it).
+// Write writes data to the existing file at path (truncating it). It never
+// creates one: a missing cgroup file means a controller that is absent or
+// not enabled, and must say so.
 func Write(path string, data []byte) error {
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -624,17 +624,11 @@ func spawnInit(o spawnOpts) (int, uint64, error) {
 
 	// Into the cgroup, with its limits, before any namespace is created
 	// and before any user code runs: a new cgroup namespace is rooted at
-	// the cgroup its creator is in.
-	if !selfJoin && cgFile == nil && mgr != nil && len(mgr.Paths) > 0 {
-		switch {
-		case o.rootless:
-			err = mgr.AddPidDelegated(stage0)
-		case o.createCgroup:
-			err = mgr.Apply(stage0)
-		default:
-			err = mgr.AddPid(stage0)
-		}
-		if err != nil {
+	// the cgroup its creator is in. Only rootless mode on v1 is left to
+	// move stage 0 from here (selfJoin and CLONE_INTO_CGROUP cover the
+	// rest).
+	if o.rootless && cgFile == nil && mgr != nil && len(mgr.Paths) > 0 {
+		if err := mgr.AddPidDelegated(stage0); err != nil {
 			return 0, 0, err
 		}
 	}
