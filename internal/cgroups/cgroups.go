@@ -250,7 +250,7 @@ func (m *Manager) create(delegated bool) error {
 	m.created = true
 	if m.Unified() {
 		err := m.createV2(m.Paths[""], delegated)
-		if isPermission(err) {
+		if delegated && isPermission(err) {
 			m.drop("")
 			return nil
 		}
